@@ -11,6 +11,8 @@ pub mod errors;
 pub mod maps;
 pub mod parse;
 pub mod proto;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 #[cfg(feature = "user")]
 mod pod {

@@ -4,67 +4,10 @@ extern crate std;
 use std::{vec, vec::Vec};
 
 use super::*;
-use crate::proto::{ETHER_BASE, PROTO_SLOTS};
-
-const MAC: [u8; 12] = [2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
-
-fn eth(ethertype: u16, vlans: &[(u16, u16)]) -> Vec<u8> {
-    let mut f = MAC.to_vec();
-    for &(tpid, vid) in vlans {
-        f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&vid.to_be_bytes());
-    }
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f
-}
-
-fn ipv4(proto: u8, options: usize, frag: u16, payload: &[u8]) -> Vec<u8> {
-    let ihl = 20 + options;
-    let mut h = vec![0x40 | u8::try_from(ihl / 4).unwrap(), 0];
-    h.extend_from_slice(&u16::try_from(ihl + payload.len()).unwrap().to_be_bytes());
-    h.extend_from_slice(&[0, 0]);
-    h.extend_from_slice(&frag.to_be_bytes());
-    h.extend_from_slice(&[64, proto, 0, 0, 198, 18, 0, 1, 198, 19, 0, 2]);
-    h.extend(std::iter::repeat_n(1u8, options)); // NOP options
-    h.extend_from_slice(payload);
-    h
-}
-
-fn ipv6(next: u8, ext: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut h = vec![0x60, 0, 0, 0];
-    h.extend_from_slice(&u16::try_from(ext.len() + payload.len()).unwrap().to_be_bytes());
-    h.extend_from_slice(&[next, 64]);
-    h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    h.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-    h.extend_from_slice(ext);
-    h.extend_from_slice(payload);
-    h
-}
-
-fn tcp(sport: u16, dport: u16, options: usize) -> Vec<u8> {
-    let mut t = Vec::new();
-    t.extend_from_slice(&sport.to_be_bytes());
-    t.extend_from_slice(&dport.to_be_bytes());
-    t.extend_from_slice(&[0; 8]);
-    t.push(u8::try_from((20 + options) / 4).unwrap() << 4);
-    t.extend_from_slice(&[0x10, 0xff, 0xff, 0, 0, 0, 0]);
-    t.extend(std::iter::repeat_n(1u8, options));
-    t
-}
-
-fn udp(sport: u16, dport: u16, payload: usize) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&u16::try_from(8 + payload).unwrap().to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend(std::iter::repeat_n(0xabu8, payload));
-    u
-}
-
-fn frame(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
+use crate::{
+    proto::{ETHER_BASE, PROTO_SLOTS},
+    testing::{eth, frame, ipv4, ipv6, tcp, udp},
+};
 
 const V4_SRC: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 18, 0, 1];
 const V4_DST: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 198, 19, 0, 2];

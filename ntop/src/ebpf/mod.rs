@@ -1,0 +1,560 @@
+//! Loading the kernel programs, attaching them to the monitored interfaces, and reading their
+//! maps into [`Sample`]s.
+//!
+//! Runs at startup (load, attach: needs `CAP_BPF` and `CAP_NET_ADMIN`) and then on the collector
+//! task ([`Kernel::read`]: only needs the map fds, so it keeps working after privileges are
+//! dropped). Dropping [`Kernel`] closes every program and link fd, which detaches everything: no
+//! program or link stays behind (`bpftool net` is empty afterwards).
+
+pub mod batch;
+pub mod iface;
+
+use std::{
+    io,
+    os::fd::{AsFd as _, AsRawFd, BorrowedFd, RawFd},
+    time::{Duration, Instant, SystemTime},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, Map, MapData},
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions,
+    },
+};
+use ntop_common::{
+    counters::{Counter, HostCounters, HostKey},
+    errors::ERROR_KINDS,
+    maps::{self, DIRECTIONS, MAX_IFACES},
+    proto::PROTO_SLOTS,
+};
+
+use self::batch::BatchReader;
+use crate::sample::{CaptureMode, InterfaceSample, Sample};
+
+/// The kernel programs, built by `build.rs` from `ntop-ebpf`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ntop"));
+
+/// Program names in the object (the entry points of `ntop-ebpf`).
+pub const PROG_XDP: &str = "ntop_xdp";
+/// TCX ingress program (`--capture-mode tc`).
+pub const PROG_TC_INGRESS: &str = "ntop_tc_ingress";
+/// TCX egress program.
+pub const PROG_TC_EGRESS: &str = "ntop_tc_egress";
+
+/// Entries fetched per `BPF_MAP_LOOKUP_BATCH` call.
+const BATCH_CHUNK: usize = 4096;
+
+/// How ingress should be counted (`--capture-mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeRequest {
+    /// XDP in the driver where it supports it, else generic XDP.
+    Xdp,
+    /// XDP in the driver only.
+    XdpNative,
+    /// Generic (skb) XDP only.
+    XdpGeneric,
+    /// TCX ingress: for interfaces where XDP cannot attach or another XDP program owns the hook.
+    Tc,
+}
+
+/// What to load and where.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// Interface names, each monitored once.
+    pub interfaces: Vec<String>,
+    /// How ingress is counted.
+    pub mode: ModeRequest,
+    /// Capacity of the host map.
+    pub max_hosts: u32,
+    /// Attach to the interfaces (`false` loads and registers them only: for
+    /// `BPF_PROG_TEST_RUN` in tests and benchmarks).
+    pub attach: bool,
+}
+
+/// Errors of the kernel layer. Each message names the problem and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An `-i` name that is not an interface here.
+    #[error("interface `{name}` does not exist; interfaces here: {available}; choose with -i")]
+    UnknownInterface {
+        /// The name given.
+        name: String,
+        /// Comma-separated list of the interfaces that do exist.
+        available: String,
+    },
+    /// The same interface twice.
+    #[error("interface `{0}` is listed more than once in -i; list each interface once")]
+    DuplicateInterface(String),
+    /// No interface at all.
+    #[error("no interface to monitor; name one with -i IFACE")]
+    NoInterface,
+    /// More interfaces than slots.
+    #[error("{count} interfaces given, but one ntop monitors at most {max}; run a second ntop")]
+    TooManyInterfaces {
+        /// Interfaces given.
+        count: usize,
+        /// [`MAX_IFACES`].
+        max: u32,
+    },
+    /// The binary has no kernel programs in it.
+    #[error(
+        "this ntop was built without its kernel programs (AYA_BUILD_SKIP=1); rebuild it with \
+         `cargo xtask build`"
+    )]
+    NoObject,
+    /// Not allowed to create maps or load programs.
+    #[error(
+        "not permitted to load BPF programs ({0}); run ntop as root, or give it CAP_BPF, \
+         CAP_NET_ADMIN and CAP_PERFMON"
+    )]
+    Permission(String),
+    /// The object or its maps could not be loaded.
+    #[error("loading the kernel programs failed: {0}")]
+    Load(#[source] aya::EbpfError),
+    /// The verifier or the kernel refused a program.
+    #[error("loading program `{program}` failed: {source}")]
+    Program {
+        /// Program name.
+        program: &'static str,
+        /// What aya reported, including the verifier log.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A map is missing from the object or has the wrong type.
+    #[error("map `{0}` is missing from the kernel object or has an unexpected type (a build mismatch; rebuild ntop)")]
+    Map(&'static str),
+    /// Setting up the interface slot map failed.
+    #[error("registering interface `{iface}` in the kernel map failed: {source}")]
+    Slot {
+        /// Interface name.
+        iface: String,
+        /// aya's error.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// Attaching a program to an interface failed.
+    #[error("attaching {hook} to `{iface}` failed: {reason}; {hint}")]
+    Attach {
+        /// Interface name.
+        iface: String,
+        /// `XDP (native)`, `TCX egress`, ….
+        hook: &'static str,
+        /// The kernel's answer.
+        reason: String,
+        /// What to try instead.
+        hint: &'static str,
+    },
+    /// Reading a map failed.
+    #[error("reading map `{map}` failed: {source}")]
+    Read {
+        /// Map name.
+        map: &'static str,
+        /// The `bpf(2)` error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// One attached interface.
+#[derive(Clone, Debug)]
+pub struct Attached {
+    /// Interface name.
+    pub name: String,
+    /// Interface index.
+    pub ifindex: u32,
+    /// Its slot in the per-interface maps.
+    pub slot: u32,
+    /// How its ingress is counted.
+    pub mode: CaptureMode,
+}
+
+/// The loaded, attached programs and their maps.
+pub struct Kernel {
+    /// Owns the programs and their links (dropping it detaches them).
+    ebpf: Ebpf,
+    interfaces: Vec<Attached>,
+    hosts: MapData,
+    other: MapData,
+    proto: MapData,
+    errors: MapData,
+    host_reader: BatchReader,
+    other_reader: BatchReader,
+    proto_reader: BatchReader,
+    error_reader: BatchReader,
+    cpus: usize,
+    host_capacity: u32,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kernel")
+            .field("interfaces", &self.interfaces)
+            .field("host_capacity", &self.host_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Finds an `io::Error` with one of `codes` anywhere in an error's source chain.
+fn has_errno(err: &(dyn std::error::Error + 'static), codes: &[i32]) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && io.raw_os_error().is_some_and(|c| codes.contains(&c))
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// The full `a: b: c` text of an error chain.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !text.contains(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        cur = e.source();
+    }
+    text
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<MapData, Error> {
+    match ebpf.take_map(name) {
+        Some(Map::HashMap(m) | Map::PerCpuArray(m) | Map::Array(m)) => Ok(m),
+        _ => Err(Error::Map(name)),
+    }
+}
+
+fn load_program<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, Error>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let program = ebpf.program_mut(name).ok_or(Error::Map(name))?;
+    program.try_into().map_err(|source| Error::Program { program: name, source })
+}
+
+/// Possible CPUs: per-CPU map values come in this many copies.
+fn possible_cpus() -> usize {
+    aya::util::nr_cpus().unwrap_or(1)
+}
+
+impl Kernel {
+    /// Loads the programs, sizes the maps and attaches to every interface.
+    ///
+    /// # Errors
+    /// See [`Error`]; nothing stays attached when this fails.
+    pub fn load(opts: &LoadOptions) -> Result<Self, Error> {
+        if OBJECT.is_empty() {
+            return Err(Error::NoObject);
+        }
+        let mut resolved: Vec<(String, u32)> = Vec::new();
+        for name in &opts.interfaces {
+            if resolved.iter().any(|(n, _)| n == name) {
+                return Err(Error::DuplicateInterface(name.clone()));
+            }
+            let index = iface::index_of(name).ok_or_else(|| Error::UnknownInterface {
+                name: name.clone(),
+                available: iface::available().join(", "),
+            })?;
+            resolved.push((name.clone(), index));
+        }
+        if resolved.is_empty() {
+            return Err(Error::NoInterface);
+        }
+        let count = u32::try_from(resolved.len()).unwrap_or(u32::MAX);
+        if count > MAX_IFACES {
+            return Err(Error::TooManyInterfaces { count: resolved.len(), max: MAX_IFACES });
+        }
+        let max_ifindex = resolved.iter().map(|&(_, i)| i).max().unwrap_or(0);
+
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(maps::HOSTS, opts.max_hosts.max(1))
+            .map_max_entries(maps::OTHER_HOSTS, count)
+            .map_max_entries(maps::PROTO_STATS, count * DIRECTIONS * PROTO_SLOTS)
+            .map_max_entries(maps::IFACE_SLOTS, max_ifindex + 1)
+            .load(OBJECT)
+            .map_err(|e| {
+                if has_errno(&e, &[libc::EPERM, libc::EACCES]) {
+                    Error::Permission(chain(&e))
+                } else {
+                    Error::Load(e)
+                }
+            })?;
+
+        {
+            let slots = ebpf.map_mut(maps::IFACE_SLOTS).ok_or(Error::Map(maps::IFACE_SLOTS))?;
+            let mut slots: Array<&mut MapData, u32> =
+                Array::try_from(slots).map_err(|_| Error::Map(maps::IFACE_SLOTS))?;
+            for (slot, (name, index)) in (0u32..).zip(&resolved) {
+                slots.set(*index, slot + 1, 0).map_err(|source| Error::Slot {
+                    iface: name.clone(),
+                    source,
+                })?;
+            }
+        }
+
+        let want_xdp = opts.mode != ModeRequest::Tc;
+        if want_xdp {
+            load_program::<Xdp>(&mut ebpf, PROG_XDP)?
+                .load()
+                .map_err(|source| Error::Program { program: PROG_XDP, source })?;
+        } else {
+            load_program::<SchedClassifier>(&mut ebpf, PROG_TC_INGRESS)?
+                .load()
+                .map_err(|source| Error::Program { program: PROG_TC_INGRESS, source })?;
+        }
+        load_program::<SchedClassifier>(&mut ebpf, PROG_TC_EGRESS)?
+            .load()
+            .map_err(|source| Error::Program { program: PROG_TC_EGRESS, source })?;
+
+        let mut interfaces = Vec::new();
+        for (slot, (name, ifindex)) in (0u32..).zip(resolved) {
+            let mode = if opts.attach {
+                let mode = attach_ingress(&mut ebpf, &name, ifindex, opts.mode)?;
+                attach_tc(&mut ebpf, &name, TcAttachType::Egress)?;
+                mode
+            } else if opts.mode == ModeRequest::Tc {
+                CaptureMode::Tc
+            } else {
+                CaptureMode::XdpNative
+            };
+            interfaces.push(Attached { name, ifindex, slot, mode });
+        }
+
+        let cpus = possible_cpus();
+        let hosts = take(&mut ebpf, maps::HOSTS)?;
+        let other = take(&mut ebpf, maps::OTHER_HOSTS)?;
+        let proto = take(&mut ebpf, maps::PROTO_STATS)?;
+        let errors = take(&mut ebpf, maps::ERRORS)?;
+        let chunk = |n: u32| (n as usize).clamp(1, BATCH_CHUNK);
+        Ok(Self {
+            host_reader: BatchReader::new(
+                size_of::<HostKey>(),
+                size_of::<HostCounters>(),
+                chunk(opts.max_hosts),
+            ),
+            other_reader: BatchReader::new(4, size_of::<HostCounters>() * cpus, chunk(count)),
+            proto_reader: BatchReader::new(
+                4,
+                size_of::<Counter>() * cpus,
+                chunk(count * DIRECTIONS * PROTO_SLOTS),
+            ),
+            error_reader: BatchReader::new(4, 8 * cpus, chunk(ERROR_KINDS)),
+            ebpf,
+            interfaces,
+            hosts,
+            other,
+            proto,
+            errors,
+            cpus,
+            host_capacity: opts.max_hosts.max(1),
+            started: Instant::now(),
+        })
+    }
+
+    /// The attached interfaces, in slot order.
+    #[must_use]
+    pub fn interfaces(&self) -> &[Attached] {
+        &self.interfaces
+    }
+
+    /// Host map capacity.
+    #[must_use]
+    pub const fn host_capacity(&self) -> u32 {
+        self.host_capacity
+    }
+
+    /// The loaded programs, e.g. for `BPF_PROG_TEST_RUN` in tests and benchmarks.
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+
+    /// Reads every map. Never resets a kernel counter.
+    ///
+    /// # Errors
+    /// [`Error::Read`] when a `bpf(2)` call fails.
+    pub fn read(&mut self) -> Result<Sample, Error> {
+        let begin = Instant::now();
+        let at = SystemTime::now();
+        let cpus = self.cpus;
+
+        let mut hosts = Vec::with_capacity(self.host_reader_hint());
+        self.host_reader
+            .for_each(&fd(&self.hosts), |k, v| hosts.push((pod::<HostKey>(k), pod::<HostCounters>(v))))
+            .map_err(|source| Error::Read { map: maps::HOSTS, source })?;
+
+        let mut interfaces: Vec<InterfaceSample> = self
+            .interfaces
+            .iter()
+            .map(|a| InterfaceSample {
+                name: a.name.clone(),
+                ifindex: a.ifindex,
+                mode: a.mode,
+                proto: [
+                    Box::new([Counter::default(); PROTO_SLOTS as usize]),
+                    Box::new([Counter::default(); PROTO_SLOTS as usize]),
+                ],
+                other_hosts: HostCounters::default(),
+            })
+            .collect();
+
+        self.proto_reader
+            .for_each(&fd(&self.proto), |k, v| {
+                let index = pod::<u32>(k);
+                let per_iface = DIRECTIONS * PROTO_SLOTS;
+                let (slot, rest) = ((index / per_iface) as usize, index % per_iface);
+                let (dir, proto) = ((rest / PROTO_SLOTS) as usize, (rest % PROTO_SLOTS) as usize);
+                if let Some(iface) = interfaces.get_mut(slot) {
+                    let total = &mut iface.proto[dir][proto];
+                    for cpu in 0..cpus {
+                        let c = pod::<Counter>(&v[cpu * size_of::<Counter>()..]);
+                        total.bytes = total.bytes.wrapping_add(c.bytes);
+                        total.packets = total.packets.wrapping_add(c.packets);
+                    }
+                }
+            })
+            .map_err(|source| Error::Read { map: maps::PROTO_STATS, source })?;
+
+        self.other_reader
+            .for_each(&fd(&self.other), |k, v| {
+                if let Some(iface) = interfaces.get_mut(pod::<u32>(k) as usize) {
+                    for cpu in 0..cpus {
+                        let c = pod::<HostCounters>(&v[cpu * size_of::<HostCounters>()..]);
+                        iface.other_hosts.accumulate(&c);
+                    }
+                }
+            })
+            .map_err(|source| Error::Read { map: maps::OTHER_HOSTS, source })?;
+
+        let mut errors = [0u64; ERROR_KINDS as usize];
+        self.error_reader
+            .for_each(&fd(&self.errors), |k, v| {
+                if let Some(e) = errors.get_mut(pod::<u32>(k) as usize) {
+                    for cpu in 0..cpus {
+                        *e = e.wrapping_add(pod::<u64>(&v[cpu * 8..]));
+                    }
+                }
+            })
+            .map_err(|source| Error::Read { map: maps::ERRORS, source })?;
+
+        Ok(Sample {
+            at,
+            monotonic: self.started.elapsed(),
+            interfaces,
+            hosts,
+            host_capacity: self.host_capacity,
+            errors,
+            poll_duration: begin.elapsed(),
+        })
+    }
+
+    fn host_reader_hint(&self) -> usize {
+        // Grows with use; a poll allocates once.
+        (self.host_capacity as usize).min(1 << 16)
+    }
+
+    /// Detaches everything (also what dropping does) and says what was detached.
+    #[must_use]
+    pub fn detach(self) -> Vec<Attached> {
+        let Self { ebpf, interfaces, .. } = self;
+        drop(ebpf);
+        interfaces
+    }
+
+    /// Time since the programs were loaded.
+    #[must_use]
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// A map's fd, for raw `bpf(2)` calls.
+struct MapRawFd(RawFd);
+
+impl AsRawFd for MapRawFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+fn fd(map: &MapData) -> MapRawFd {
+    let fd: BorrowedFd<'_> = map.fd().as_fd();
+    MapRawFd(fd.as_raw_fd())
+}
+
+/// Reads a `#[repr(C)]` map type from the start of `bytes`.
+fn pod<T: aya::Pod>(bytes: &[u8]) -> T {
+    assert!(bytes.len() >= size_of::<T>(), "map entry shorter than its type");
+    // SAFETY: `T: Pod` is valid for any bytes; the length is checked; unaligned read.
+    unsafe { bytes.as_ptr().cast::<T>().read_unaligned() }
+}
+
+fn attach_ingress(
+    ebpf: &mut Ebpf,
+    name: &str,
+    ifindex: u32,
+    mode: ModeRequest,
+) -> Result<CaptureMode, Error> {
+    const HINT_TC: &str = "try --capture-mode tc (counts ingress with TCX instead of XDP)";
+    if mode == ModeRequest::Tc {
+        attach_tc(ebpf, name, TcAttachType::Ingress)?;
+        return Ok(CaptureMode::Tc);
+    }
+    let xdp = load_program::<Xdp>(ebpf, PROG_XDP)?;
+    let attempts: &[(XdpMode, CaptureMode, &'static str)] = match mode {
+        ModeRequest::Xdp => &[
+            (XdpMode::Driver, CaptureMode::XdpNative, "XDP (native)"),
+            (XdpMode::Skb, CaptureMode::XdpGeneric, "XDP (generic)"),
+        ],
+        ModeRequest::XdpNative => &[(XdpMode::Driver, CaptureMode::XdpNative, "XDP (native)")],
+        ModeRequest::XdpGeneric | ModeRequest::Tc => {
+            &[(XdpMode::Skb, CaptureMode::XdpGeneric, "XDP (generic)")]
+        }
+    };
+    let mut last = None;
+    for &(xdp_mode, capture, hook) in attempts {
+        match xdp.attach_to_if_index(ifindex, xdp_mode) {
+            Ok(_) => return Ok(capture),
+            Err(e) => {
+                tracing::debug!(iface = name, hook, error = %chain(&e), "XDP attach failed");
+                let busy = has_errno(&e, &[libc::EBUSY, libc::EEXIST]);
+                last = Some(Error::Attach {
+                    iface: name.to_owned(),
+                    hook,
+                    reason: if busy {
+                        "another XDP program owns this interface's hook".to_owned()
+                    } else {
+                        chain(&e)
+                    },
+                    hint: HINT_TC,
+                });
+            }
+        }
+    }
+    Err(last.unwrap_or(Error::NoInterface))
+}
+
+fn attach_tc(ebpf: &mut Ebpf, name: &str, kind: TcAttachType) -> Result<(), Error> {
+    let (program, hook) = match kind {
+        TcAttachType::Ingress => (PROG_TC_INGRESS, "TCX ingress"),
+        _ => (PROG_TC_EGRESS, "TCX egress"),
+    };
+    let prog = load_program::<SchedClassifier>(ebpf, program)?;
+    // First in the chain, so no other program can hide a packet from the count; the program
+    // returns TCX_NEXT, so the rest of the chain runs as if ntop were not there.
+    prog.attach_with_options(name, kind, TcAttachOptions::TcxOrder(LinkOrder::first()))
+        .map(drop)
+        .map_err(|e| Error::Attach {
+            iface: name.to_owned(),
+            hook,
+            reason: chain(&e),
+            hint: "TCX needs Linux 6.6 or later and CAP_NET_ADMIN",
+        })
+}
