@@ -18,9 +18,7 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, Map, MapData},
-    programs::{
-        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions,
-    },
+    programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions},
 };
 use ntop_common::{
     counters::{Counter, HostCounters, HostKey},
@@ -41,6 +39,10 @@ pub const PROG_XDP: &str = "ntop_xdp";
 pub const PROG_TC_INGRESS: &str = "ntop_tc_ingress";
 /// TCX egress program.
 pub const PROG_TC_EGRESS: &str = "ntop_tc_egress";
+/// Benchmark reference: XDP program that only passes packets (never attached by the daemon).
+pub const PROG_BENCH_XDP_PASS: &str = "ntop_bench_xdp_pass";
+/// Benchmark reference: TC program that only returns `TCX_NEXT`.
+pub const PROG_BENCH_TC_NEXT: &str = "ntop_bench_tc_next";
 
 /// Entries fetched per `BPF_MAP_LOOKUP_BATCH` call.
 const BATCH_CHUNK: usize = 4096;
@@ -122,7 +124,9 @@ pub enum Error {
         source: aya::programs::ProgramError,
     },
     /// A map is missing from the object or has the wrong type.
-    #[error("map `{0}` is missing from the kernel object or has an unexpected type (a build mismatch; rebuild ntop)")]
+    #[error(
+        "map `{0}` is missing from the kernel object or has an unexpected type (a build mismatch; rebuild ntop)"
+    )]
     Map(&'static str),
     /// Setting up the interface slot map failed.
     #[error("registering interface `{iface}` in the kernel map failed: {source}")]
@@ -237,7 +241,10 @@ where
     &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
     let program = ebpf.program_mut(name).ok_or(Error::Map(name))?;
-    program.try_into().map_err(|source| Error::Program { program: name, source })
+    program.try_into().map_err(|source| Error::Program {
+        program: name,
+        source,
+    })
 }
 
 /// Possible CPUs: per-CPU map values come in this many copies.
@@ -270,7 +277,10 @@ impl Kernel {
         }
         let count = u32::try_from(resolved.len()).unwrap_or(u32::MAX);
         if count > MAX_IFACES {
-            return Err(Error::TooManyInterfaces { count: resolved.len(), max: MAX_IFACES });
+            return Err(Error::TooManyInterfaces {
+                count: resolved.len(),
+                max: MAX_IFACES,
+            });
         }
         let max_ifindex = resolved.iter().map(|&(_, i)| i).max().unwrap_or(0);
 
@@ -289,14 +299,18 @@ impl Kernel {
             })?;
 
         {
-            let slots = ebpf.map_mut(maps::IFACE_SLOTS).ok_or(Error::Map(maps::IFACE_SLOTS))?;
+            let slots = ebpf
+                .map_mut(maps::IFACE_SLOTS)
+                .ok_or(Error::Map(maps::IFACE_SLOTS))?;
             let mut slots: Array<&mut MapData, u32> =
                 Array::try_from(slots).map_err(|_| Error::Map(maps::IFACE_SLOTS))?;
             for (slot, (name, index)) in (0u32..).zip(&resolved) {
-                slots.set(*index, slot + 1, 0).map_err(|source| Error::Slot {
-                    iface: name.clone(),
-                    source,
-                })?;
+                slots
+                    .set(*index, slot + 1, 0)
+                    .map_err(|source| Error::Slot {
+                        iface: name.clone(),
+                        source,
+                    })?;
             }
         }
 
@@ -304,15 +318,24 @@ impl Kernel {
         if want_xdp {
             load_program::<Xdp>(&mut ebpf, PROG_XDP)?
                 .load()
-                .map_err(|source| Error::Program { program: PROG_XDP, source })?;
+                .map_err(|source| Error::Program {
+                    program: PROG_XDP,
+                    source,
+                })?;
         } else {
             load_program::<SchedClassifier>(&mut ebpf, PROG_TC_INGRESS)?
                 .load()
-                .map_err(|source| Error::Program { program: PROG_TC_INGRESS, source })?;
+                .map_err(|source| Error::Program {
+                    program: PROG_TC_INGRESS,
+                    source,
+                })?;
         }
         load_program::<SchedClassifier>(&mut ebpf, PROG_TC_EGRESS)?
             .load()
-            .map_err(|source| Error::Program { program: PROG_TC_EGRESS, source })?;
+            .map_err(|source| Error::Program {
+                program: PROG_TC_EGRESS,
+                source,
+            })?;
 
         let mut interfaces = Vec::new();
         for (slot, (name, ifindex)) in (0u32..).zip(resolved) {
@@ -325,7 +348,12 @@ impl Kernel {
             } else {
                 CaptureMode::XdpNative
             };
-            interfaces.push(Attached { name, ifindex, slot, mode });
+            interfaces.push(Attached {
+                name,
+                ifindex,
+                slot,
+                mode,
+            });
         }
 
         let cpus = possible_cpus();
@@ -387,8 +415,13 @@ impl Kernel {
 
         let mut hosts = Vec::with_capacity(self.host_reader_hint());
         self.host_reader
-            .for_each(&fd(&self.hosts), |k, v| hosts.push((pod::<HostKey>(k), pod::<HostCounters>(v))))
-            .map_err(|source| Error::Read { map: maps::HOSTS, source })?;
+            .for_each(&fd(&self.hosts), |k, v| {
+                hosts.push((pod::<HostKey>(k), pod::<HostCounters>(v)))
+            })
+            .map_err(|source| Error::Read {
+                map: maps::HOSTS,
+                source,
+            })?;
 
         let mut interfaces: Vec<InterfaceSample> = self
             .interfaces
@@ -420,7 +453,10 @@ impl Kernel {
                     }
                 }
             })
-            .map_err(|source| Error::Read { map: maps::PROTO_STATS, source })?;
+            .map_err(|source| Error::Read {
+                map: maps::PROTO_STATS,
+                source,
+            })?;
 
         self.other_reader
             .for_each(&fd(&self.other), |k, v| {
@@ -431,7 +467,10 @@ impl Kernel {
                     }
                 }
             })
-            .map_err(|source| Error::Read { map: maps::OTHER_HOSTS, source })?;
+            .map_err(|source| Error::Read {
+                map: maps::OTHER_HOSTS,
+                source,
+            })?;
 
         let mut errors = [0u64; ERROR_KINDS as usize];
         self.error_reader
@@ -442,7 +481,10 @@ impl Kernel {
                     }
                 }
             })
-            .map_err(|source| Error::Read { map: maps::ERRORS, source })?;
+            .map_err(|source| Error::Read {
+                map: maps::ERRORS,
+                source,
+            })?;
 
         Ok(Sample {
             at,
@@ -463,7 +505,9 @@ impl Kernel {
     /// Detaches everything (also what dropping does) and says what was detached.
     #[must_use]
     pub fn detach(self) -> Vec<Attached> {
-        let Self { ebpf, interfaces, .. } = self;
+        let Self {
+            ebpf, interfaces, ..
+        } = self;
         drop(ebpf);
         interfaces
     }
@@ -491,7 +535,10 @@ fn fd(map: &MapData) -> MapRawFd {
 
 /// Reads a `#[repr(C)]` map type from the start of `bytes`.
 fn pod<T: aya::Pod>(bytes: &[u8]) -> T {
-    assert!(bytes.len() >= size_of::<T>(), "map entry shorter than its type");
+    assert!(
+        bytes.len() >= size_of::<T>(),
+        "map entry shorter than its type"
+    );
     // SAFETY: `T: Pod` is valid for any bytes; the length is checked; unaligned read.
     unsafe { bytes.as_ptr().cast::<T>().read_unaligned() }
 }

@@ -1,0 +1,98 @@
+//! The poll loop: reads the kernel maps every refresh interval and hands each [`Sample`] to the
+//! shared [`State`](crate::state::State).
+//!
+//! Runs on its own OS thread ("ntop-collector"), not on the async runtime: a poll at 100k hosts
+//! is a few milliseconds of `bpf(2)` calls and copying, which must not stall HTTP handlers. The
+//! thread ticks on a fixed schedule; if a poll overruns the interval, the missed ticks are
+//! skipped (and counted) rather than run back to back.
+
+use std::{
+    sync::mpsc::{self, RecvTimeoutError},
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    ebpf::{self, Kernel},
+    sample::Sample,
+    state::SharedState,
+};
+
+/// Where samples come from: the kernel maps in the daemon, anything in tests.
+pub trait Source: Send {
+    /// Reads all counters once.
+    ///
+    /// # Errors
+    /// When the counters cannot be read this time.
+    fn sample(&mut self) -> Result<Sample, ebpf::Error>;
+}
+
+impl Source for Kernel {
+    fn sample(&mut self) -> Result<Sample, ebpf::Error> {
+        self.read()
+    }
+}
+
+/// A running poll loop.
+#[derive(Debug)]
+pub struct Collector<S> {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<S>,
+}
+
+/// Starts polling `source` every `interval` into `state`, beginning now.
+///
+/// # Errors
+/// When the thread cannot be started.
+pub fn spawn<S: Source + 'static>(
+    mut source: S,
+    state: SharedState,
+    interval: Duration,
+) -> std::io::Result<Collector<S>> {
+    let (stop, stopped) = mpsc::channel::<()>();
+    let thread = thread::Builder::new().name("ntop-collector".into()).spawn(move || {
+        let mut next = Instant::now();
+        let mut failing = false;
+        loop {
+            match source.sample() {
+                Ok(sample) => {
+                    if failing {
+                        tracing::info!("reading the kernel counters works again");
+                        failing = false;
+                    }
+                    state.write().unwrap_or_else(std::sync::PoisonError::into_inner).ingest(sample);
+                }
+                Err(e) if !failing => {
+                    tracing::error!("{e}; nothing is lost, the kernel keeps counting");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            next += interval;
+            let now = Instant::now();
+            if next < now {
+                let behind = now - next;
+                tracing::warn!(
+                    "a poll took longer than the refresh interval ({interval:?}); skipping {behind:?}"
+                );
+                next = now + interval;
+            }
+            match stopped.recv_timeout(next - now) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return source,
+            }
+        }
+    })?;
+    Ok(Collector { stop, thread })
+}
+
+impl<S> Collector<S> {
+    /// Stops the loop and gives the source back (for the daemon: to detach the programs).
+    ///
+    /// # Panics
+    /// If the collector thread panicked.
+    pub fn stop(self) -> S {
+        let _ = self.stop.send(());
+        self.thread.join().expect("the collector thread panicked")
+    }
+}

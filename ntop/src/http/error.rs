@@ -1,0 +1,186 @@
+//! Errors of the JSON API and how every failure, ours or warp's, becomes a JSON response.
+//!
+//! Runs in the HTTP server's tasks: handlers reject with an [`ApiError`], and
+//! [`handle_rejection`] (the `recover` at the end of [`routes`](super::routes)) renders it, or
+//! warp's own rejections (no route, wrong method, bad query string), as
+//! `{"code": "...", "message": "..."}`.
+
+use std::convert::Infallible;
+
+use warp::{
+    Rejection,
+    http::{HeaderValue, StatusCode, header::ALLOW},
+    reject::{InvalidHeader, InvalidQuery, MethodNotAllowed, MissingHeader, Reject},
+    reply::Response,
+};
+
+use super::models::ErrorBody;
+
+/// Everything that can go wrong in an API request.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A query parameter the route does not take.
+    #[error("unknown query parameter `{name}`; this route takes {allowed}")]
+    UnknownParameter {
+        /// The parameter given.
+        name: String,
+        /// The parameters the route takes, for the message.
+        allowed: &'static str,
+    },
+    /// A query parameter given twice.
+    #[error("query parameter `{0}` is given more than once; give it at most once")]
+    DuplicateParameter(&'static str),
+    /// A query parameter with a value it cannot have.
+    #[error("query parameter `{name}` is `{value}`, but must be {expected}")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// What it may be.
+        expected: String,
+    },
+    /// A query string warp could not decode.
+    #[error(
+        "the query string is malformed; give `name=value` pairs separated by `&`, \
+         percent-encoded"
+    )]
+    InvalidQuery,
+    /// A path segment that is not an IP address.
+    #[error(
+        "`{0}` is not an IP address; give an IPv4 address such as 198.18.0.1 or an IPv6 \
+         address such as 2001:db8::1 (percent-encoding is allowed)"
+    )]
+    InvalidAddress(String),
+    /// A path segment whose percent-encoding is broken.
+    #[error(
+        "the path segment `{0}` is not valid percent-encoded UTF-8; encode each reserved \
+         byte as `%` and two hex digits"
+    )]
+    InvalidPathEncoding(String),
+    /// An address no sample ever had.
+    #[error(
+        "no host with address {0} has been seen on any interface; GET /api/v1/hosts lists \
+         the known hosts"
+    )]
+    HostNotFound(String),
+    /// An interface filter naming no monitored interface.
+    #[error(
+        "no monitored interface is called `{name}`; the monitored interfaces are: {known} \
+         (GET /api/v1/interfaces lists them)"
+    )]
+    InterfaceNotFound {
+        /// The name given.
+        name: String,
+        /// The monitored interfaces, comma-separated, for the message.
+        known: String,
+    },
+    /// No route has this path.
+    #[error(
+        "no such API route; the routes are GET /api/v1/interfaces, /api/v1/hosts, \
+         /api/v1/hosts/{{ip}}, /api/v1/protocols and /api/v1/health"
+    )]
+    NotFound,
+    /// The path exists but not for this method.
+    #[error("method not allowed; the API answers only GET")]
+    MethodNotAllowed,
+    /// A required header is missing or invalid (from filters layered on top of the API).
+    #[error("header `{0}` is missing or invalid")]
+    BadHeader(String),
+    /// A bug or a panic elsewhere.
+    #[error("internal error: {0}; see the daemon's log")]
+    Internal(String),
+}
+
+impl Reject for ApiError {}
+
+impl ApiError {
+    /// HTTP status of the response.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownParameter { .. }
+            | Self::DuplicateParameter(_)
+            | Self::InvalidParameter { .. }
+            | Self::InvalidQuery
+            | Self::InvalidAddress(_)
+            | Self::InvalidPathEncoding(_)
+            | Self::BadHeader(_) => StatusCode::BAD_REQUEST,
+            Self::HostNotFound(_) | Self::InterfaceNotFound { .. } | Self::NotFound => {
+                StatusCode::NOT_FOUND
+            }
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The `code` field of the response: stable, `snake_case`, for programs to match on.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownParameter { .. } => "unknown_parameter",
+            Self::DuplicateParameter(_) => "duplicate_parameter",
+            Self::InvalidParameter { .. } => "invalid_parameter",
+            Self::InvalidQuery => "invalid_query",
+            Self::InvalidAddress(_) => "invalid_address",
+            Self::InvalidPathEncoding(_) => "invalid_path_encoding",
+            Self::HostNotFound(_) => "host_not_found",
+            Self::InterfaceNotFound { .. } => "interface_not_found",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::BadHeader(_) => "bad_header",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The JSON response for this error (with `Allow: GET` for 405).
+    #[must_use]
+    pub fn to_response(&self) -> Response {
+        let mut response = super::handlers::json(
+            self.status(),
+            &ErrorBody {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        );
+        if matches!(self, Self::MethodNotAllowed) {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET"));
+        }
+        response
+    }
+}
+
+/// Turns any rejection into a JSON error response. Use it as the last `recover` of a filter
+/// tree that contains [`api`](super::api) (other filters may reject with [`ApiError`] too).
+///
+/// # Errors
+///
+/// Never: every rejection becomes a response.
+pub async fn handle_rejection(rejection: Rejection) -> Result<Response, Infallible> {
+    let error = classify(&rejection).unwrap_or_else(|| {
+        tracing::error!(?rejection, "unhandled rejection");
+        ApiError::Internal("the request was rejected for an unknown reason".to_owned())
+    });
+    Ok(error.to_response())
+}
+
+/// Our error for a rejection, if we know it.
+fn classify(rejection: &Rejection) -> Option<ApiError> {
+    if let Some(error) = rejection.find::<ApiError>() {
+        Some(error.clone())
+    } else if rejection.is_not_found() {
+        Some(ApiError::NotFound)
+    } else if rejection.find::<MethodNotAllowed>().is_some() {
+        Some(ApiError::MethodNotAllowed)
+    } else if rejection.find::<InvalidQuery>().is_some() {
+        Some(ApiError::InvalidQuery)
+    } else if let Some(h) = rejection.find::<MissingHeader>() {
+        Some(ApiError::BadHeader(h.name().to_owned()))
+    } else {
+        rejection
+            .find::<InvalidHeader>()
+            .map(|h| ApiError::BadHeader(h.name().to_owned()))
+    }
+}

@@ -1,0 +1,83 @@
+//! The JSON API (documented in `docs/API.md`), as warp filters.
+//!
+//! Runs in the HTTP server's tasks. The handlers only read the [`SharedState`] that the
+//! collector writes; they never block the async workers (see [`handlers`]).
+//!
+//! Composition: [`api`] is the bare route tree (it rejects what it does not serve), and
+//! [`routes`] is `api` with [`handle_rejection`] turning every rejection into a JSON error.
+//! Layers added later (authentication, a dashboard, HTTPS) wrap or extend `api` and end with
+//! the same `recover`:
+//!
+//! ```ignore
+//! let app = auth().and(api(state)).or(dashboard()).recover(handle_rejection);
+//! ```
+//!
+//! | route | handler |
+//! |---|---|
+//! | `GET /api/v1/interfaces` | [`handlers::interfaces`] |
+//! | `GET /api/v1/hosts?sort=&order=&limit=&offset=&interface=` | [`handlers::hosts`] |
+//! | `GET /api/v1/hosts/{ip}` | [`handlers::host`] |
+//! | `GET /api/v1/protocols?interface=` | [`handlers::protocols`] |
+//! | `GET /api/v1/health` | [`handlers::health`] |
+
+pub mod error;
+pub mod handlers;
+pub mod models;
+#[cfg(test)]
+mod tests;
+
+use std::convert::Infallible;
+
+use warp::{Filter, Rejection, reply::Response};
+
+pub use self::error::{ApiError, handle_rejection};
+use crate::state::SharedState;
+
+/// The API with every rejection rendered as a JSON error: serve this directly.
+pub fn routes(
+    state: SharedState,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    api(state).recover(handle_rejection).unify()
+}
+
+/// The API's routes without error rendering: they reject requests they do not serve (end
+/// with `.recover(handle_rejection)`).
+///
+/// The method is checked after the path, so that an unknown path is 404 whatever the method,
+/// and a known path with another method than GET is 405.
+pub fn api(state: SharedState) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let state = warp::any().map(move || state.clone());
+    let query = warp::query::<handlers::Query>;
+
+    let interfaces = warp::path!("api" / "v1" / "interfaces")
+        .and(warp::get())
+        .and(state.clone())
+        .and_then(handlers::interfaces);
+    let hosts = warp::path!("api" / "v1" / "hosts")
+        .and(warp::get())
+        .and(query())
+        .and(state.clone())
+        .and_then(handlers::hosts);
+    let host = warp::path!("api" / "v1" / "hosts" / String)
+        .and(warp::get())
+        .and(state.clone())
+        .and_then(handlers::host);
+    let protocols = warp::path!("api" / "v1" / "protocols")
+        .and(warp::get())
+        .and(query())
+        .and(state)
+        .and_then(handlers::protocols);
+    let health = warp::path!("api" / "v1" / "health")
+        .and(warp::get())
+        .map(handlers::health);
+
+    interfaces
+        .or(hosts)
+        .unify()
+        .or(host)
+        .unify()
+        .or(protocols)
+        .unify()
+        .or(health)
+        .unify()
+}

@@ -1,0 +1,309 @@
+//! The JSON documents the API returns (see `docs/API.md`), built from the
+//! [`crate::state`] views.
+//!
+//! Runs in the HTTP handlers, on a blocking thread under the state's read lock; the documents
+//! borrow from the state and are serialized before the lock is released.
+
+use std::{
+    borrow::Cow,
+    net::IpAddr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use ntop_common::counters::{Counter, L4_CLASSES, RECEIVED, SENT};
+use serde::{Serialize, Serializer, ser::SerializeMap};
+
+use crate::state;
+
+/// An error: `{"code": "...", "message": "..."}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// Stable `snake_case` identifier.
+    pub code: &'static str,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// `GET /api/v1/health`.
+#[derive(Debug, Serialize)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// A wall-clock time, serialized as RFC 3339 UTC with milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamp(pub SystemTime);
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // humantime panics before 1970 and fails from year 10000 on: clamp into its range.
+        const LAST: Duration = Duration::from_millis(253_402_300_799_999);
+        let since_epoch = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let t = UNIX_EPOCH + since_epoch.min(LAST);
+        serializer.collect_str(&humantime::format_rfc3339_millis(t))
+    }
+}
+
+/// Totals and rates of one direction.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Traffic {
+    /// L2 frame bytes on the wire (no FCS).
+    pub bytes: u64,
+    /// Wire packets.
+    pub packets: u64,
+    /// Bytes per second over the last poll interval.
+    pub bytes_per_sec: f64,
+    /// Packets per second over the last poll interval.
+    pub packets_per_sec: f64,
+}
+
+impl From<state::Traffic> for Traffic {
+    fn from(t: state::Traffic) -> Self {
+        Self {
+            bytes: t.bytes,
+            packets: t.packets,
+            bytes_per_sec: t.bytes_per_sec,
+            packets_per_sec: t.packets_per_sec,
+        }
+    }
+}
+
+/// Totals without rates.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Volume {
+    /// L2 frame bytes on the wire (no FCS).
+    pub bytes: u64,
+    /// Wire packets.
+    pub packets: u64,
+}
+
+impl From<Counter> for Volume {
+    fn from(c: Counter) -> Self {
+        Self {
+            bytes: c.bytes,
+            packets: c.packets,
+        }
+    }
+}
+
+/// A pair of sent and received values.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SentReceived<T> {
+    /// The host was the source address.
+    pub sent: T,
+    /// The host was the destination address.
+    pub received: T,
+}
+
+/// Fill of the kernel's host map.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct HostTable {
+    /// Entries it holds at most.
+    pub capacity: u32,
+    /// Entries it held at the last poll.
+    pub used: usize,
+}
+
+/// The error counters as one object, in [`ERROR_NAMES`](ntop_common::errors::ERROR_NAMES)
+/// order.
+#[derive(Clone, Debug)]
+pub struct Errors(pub Vec<(&'static str, u64)>);
+
+impl Serialize for Errors {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, n) in &self.0 {
+            map.serialize_entry(name, n)?;
+        }
+        map.end()
+    }
+}
+
+/// `GET /api/v1/interfaces`.
+#[derive(Debug, Serialize)]
+pub struct InterfacesResponse<'a> {
+    /// Time of the last poll; `null` before the first.
+    pub polled_at: Option<Timestamp>,
+    /// How long the last poll took, in milliseconds; `null` before the first.
+    pub poll_duration_ms: Option<f64>,
+    /// The kernel's host map.
+    pub host_table: HostTable,
+    /// Error counters by name.
+    pub errors: Errors,
+    /// Monitored interfaces.
+    pub interfaces: Vec<Interface<'a>>,
+}
+
+impl<'a> InterfacesResponse<'a> {
+    /// The document for `s`.
+    #[must_use]
+    pub fn new(s: &'a state::State) -> Self {
+        let table = s.host_table();
+        Self {
+            polled_at: s.polled_at().map(Timestamp),
+            poll_duration_ms: s.poll_duration().map(|d| d.as_secs_f64() * 1000.0),
+            host_table: HostTable {
+                capacity: table.capacity,
+                used: table.used,
+            },
+            errors: Errors(s.errors().collect()),
+            interfaces: s.interfaces().map(Interface::from).collect(),
+        }
+    }
+}
+
+/// One monitored interface.
+#[derive(Debug, Serialize)]
+pub struct Interface<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Kernel index.
+    pub ifindex: u32,
+    /// `xdp-native`, `xdp-generic` or `tc`.
+    pub capture_mode: &'static str,
+    /// Received (ingress), all protocols.
+    pub rx: Traffic,
+    /// Transmitted (egress), all protocols.
+    pub tx: Traffic,
+    /// Hosts that did not fit into the host map.
+    pub other_hosts: SentReceived<Volume>,
+    /// Hosts known on it.
+    pub hosts: usize,
+}
+
+impl<'a> From<state::InterfaceView<'a>> for Interface<'a> {
+    fn from(v: state::InterfaceView<'a>) -> Self {
+        Self {
+            name: v.name,
+            ifindex: v.ifindex,
+            capture_mode: v.mode.as_str(),
+            rx: v.rx.into(),
+            tx: v.tx.into(),
+            other_hosts: SentReceived {
+                sent: v.other_sent.into(),
+                received: v.other_received.into(),
+            },
+            hosts: v.hosts,
+        }
+    }
+}
+
+/// One host on one interface.
+#[derive(Debug, Serialize)]
+pub struct Host<'a> {
+    /// Address; IPv4 as dotted quad.
+    pub ip: IpAddr,
+    /// Interface name.
+    pub interface: Cow<'a, str>,
+    /// Traffic from this address.
+    pub sent: Traffic,
+    /// Traffic to this address.
+    pub received: Traffic,
+    /// Totals by L4 class.
+    pub protocols: HostProtocols,
+    /// First sample it was in.
+    pub first_seen: Timestamp,
+    /// Last sample in which its counters changed.
+    pub last_seen: Timestamp,
+}
+
+/// A host's totals by L4 class; the field names are
+/// [`L4_CLASS_NAMES`](ntop_common::counters::L4_CLASS_NAMES).
+#[derive(Debug, Serialize)]
+pub struct HostProtocols {
+    /// IP protocol 6.
+    pub tcp: SentReceived<Volume>,
+    /// IP protocol 17.
+    pub udp: SentReceived<Volume>,
+    /// IP protocol 1.
+    pub icmp: SentReceived<Volume>,
+    /// IP protocol 58.
+    pub icmpv6: SentReceived<Volume>,
+    /// Everything else.
+    pub other: SentReceived<Volume>,
+}
+
+impl<'a> From<state::HostView<'a>> for Host<'a> {
+    fn from(v: state::HostView<'a>) -> Self {
+        let class: [SentReceived<Volume>; L4_CLASSES] = std::array::from_fn(|i| SentReceived {
+            sent: v.classes.c[SENT][i].into(),
+            received: v.classes.c[RECEIVED][i].into(),
+        });
+        let [tcp, udp, icmp, icmpv6, other] = class;
+        Self {
+            ip: v.ip,
+            interface: v.interface,
+            sent: v.sent.into(),
+            received: v.received.into(),
+            protocols: HostProtocols {
+                tcp,
+                udp,
+                icmp,
+                icmpv6,
+                other,
+            },
+            first_seen: Timestamp(v.first_seen),
+            last_seen: Timestamp(v.last_seen),
+        }
+    }
+}
+
+/// `GET /api/v1/hosts`.
+#[derive(Debug, Serialize)]
+pub struct HostsResponse<'a> {
+    /// Hosts matching the filter, before paging.
+    pub total: usize,
+    /// Hosts skipped.
+    pub offset: usize,
+    /// Most hosts returned.
+    pub limit: usize,
+    /// The page.
+    pub hosts: Vec<Host<'a>>,
+}
+
+/// `GET /api/v1/hosts/{ip}`.
+#[derive(Debug, Serialize)]
+pub struct HostEntriesResponse<'a> {
+    /// The address, as the API shows it.
+    pub ip: IpAddr,
+    /// One entry per interface it was seen on.
+    pub entries: Vec<Host<'a>>,
+}
+
+/// `GET /api/v1/protocols`.
+#[derive(Debug, Serialize)]
+pub struct ProtocolsResponse<'a> {
+    /// Slots with traffic, by interface, then slot.
+    pub protocols: Vec<Protocol<'a>>,
+}
+
+/// One protocol slot of one interface.
+#[derive(Debug, Serialize)]
+pub struct Protocol<'a> {
+    /// Interface name.
+    pub interface: &'a str,
+    /// Protocol name.
+    pub name: Cow<'static, str>,
+    /// `ipv4`, `ipv6`, or `null` for non-IP classes.
+    pub family: Option<&'static str>,
+    /// IP protocol number, or `null` for non-IP classes.
+    pub number: Option<u8>,
+    /// Received.
+    pub rx: Traffic,
+    /// Transmitted.
+    pub tx: Traffic,
+}
+
+impl<'a> From<state::ProtocolView<'a>> for Protocol<'a> {
+    fn from(v: state::ProtocolView<'a>) -> Self {
+        Self {
+            interface: v.interface,
+            name: v.name,
+            family: v.family.map(state::Family::as_str),
+            number: v.number,
+            rx: v.rx.into(),
+            tx: v.tx.into(),
+        }
+    }
+}
