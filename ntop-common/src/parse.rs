@@ -103,7 +103,9 @@ const fn is_vlan(ethertype: u16) -> bool {
 #[inline(always)]
 #[must_use]
 pub const fn ipv4_mapped(a: [u8; 4]) -> [u8; 16] {
-    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3]]
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
+    ]
 }
 
 /// Classifies one frame.
@@ -291,7 +293,10 @@ fn parse_l4<F: Frame + ?Sized>(frame: &F, offset: usize, proto: u8, p: &mut Pars
         }
         _ => return,
     };
-    #[expect(clippy::cast_possible_truncation, reason = "offsets are below MAX_HEADER_OFFSET")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "offsets are below MAX_HEADER_OFFSET"
+    )]
     {
         p.header_len = (offset + header_len) as u32;
     }

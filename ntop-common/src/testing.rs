@@ -55,7 +55,11 @@ pub fn ipv4_between(
 ) -> Vec<u8> {
     let ihl = 20 + options;
     let mut h = vec![0x40 | u8::try_from(ihl / 4).expect("IHL fits"), 0];
-    h.extend_from_slice(&u16::try_from(ihl + payload.len()).expect("length fits").to_be_bytes());
+    h.extend_from_slice(
+        &u16::try_from(ihl + payload.len())
+            .expect("length fits")
+            .to_be_bytes(),
+    );
     h.extend_from_slice(&[0, 0]);
     h.extend_from_slice(&frag.to_be_bytes());
     h.extend_from_slice(&[64, proto, 0, 0]);
@@ -75,7 +79,9 @@ pub fn ipv4_between(
 pub fn ipv6(next: u8, ext: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut h = vec![0x60, 0, 0, 0];
     h.extend_from_slice(
-        &u16::try_from(ext.len() + payload.len()).expect("length fits").to_be_bytes(),
+        &u16::try_from(ext.len() + payload.len())
+            .expect("length fits")
+            .to_be_bytes(),
     );
     h.extend_from_slice(&[next, 64]);
     h.extend_from_slice(&IPV6_SRC);
@@ -110,7 +116,11 @@ pub fn udp(sport: u16, dport: u16, payload: usize) -> Vec<u8> {
     let mut u = Vec::new();
     u.extend_from_slice(&sport.to_be_bytes());
     u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&u16::try_from(8 + payload).expect("length fits").to_be_bytes());
+    u.extend_from_slice(
+        &u16::try_from(8 + payload)
+            .expect("length fits")
+            .to_be_bytes(),
+    );
     u.extend_from_slice(&[0, 0]);
     u.extend(core::iter::repeat_n(0xabu8, payload));
     u

@@ -17,7 +17,12 @@ const NEG_EEXIST: i32 = -17;
 const NEG_E2BIG: i32 = -7;
 
 /// The value new hosts start from.
-static ZERO: HostCounters = HostCounters { c: [[Counter { bytes: 0, packets: 0 }; L4_CLASSES]; 2] };
+static ZERO: HostCounters = HostCounters {
+    c: [[Counter {
+        bytes: 0,
+        packets: 0,
+    }; L4_CLASSES]; 2],
+};
 
 /// Adds one to an error counter.
 #[inline(always)]
@@ -92,7 +97,11 @@ fn add_atomic(counter: *mut Counter, bytes: u64, packets: u64) {
 #[inline(always)]
 fn cell(value: *mut HostCounters, dir: usize, l4: usize) -> *mut Counter {
     // SAFETY: dir < 2 and l4 < L4_CLASSES (both masked), so the offset stays inside the value.
-    unsafe { (&raw mut (*value).c).cast::<Counter>().add((dir & 1) * L4_CLASSES + l4 % L4_CLASSES) }
+    unsafe {
+        (&raw mut (*value).c)
+            .cast::<Counter>()
+            .add((dir & 1) * L4_CLASSES + l4 % L4_CLASSES)
+    }
 }
 
 #[inline(always)]

@@ -10,7 +10,10 @@
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
-#![expect(internal_features, reason = "atomic_xadd: the BPF target has no stable atomic add")]
+#![expect(
+    internal_features,
+    reason = "atomic_xadd: the BPF target has no stable atomic add"
+)]
 
 mod count;
 mod frame;
@@ -59,7 +62,13 @@ fn tc(ctx: &TcContext, dir: Direction) -> i32 {
     // SAFETY: `skb` is the kernel's `__sk_buff` for this invocation; these fields are readable
     // by TC programs.
     let (len, segs, wire_len, vlan_present, ifindex) = unsafe {
-        ((*skb).len, (*skb).gso_segs, (*skb).wire_len, (*skb).vlan_present, (*skb).ifindex)
+        (
+            (*skb).len,
+            (*skb).gso_segs,
+            (*skb).wire_len,
+            (*skb).vlan_present,
+            (*skb).ifindex,
+        )
     };
     let packets = u64::from(segs.max(1));
     let bytes = |p: &ntop_common::parse::Parsed| {
@@ -73,7 +82,11 @@ fn tc(ctx: &TcContext, dir: Direction) -> i32 {
             segmented_wire_len(u64::from(len), packets, u64::from(p.header_len))
         };
         // An offloaded VLAN tag is not in the packet data but is on the wire, in every segment.
-        if vlan_present != 0 { base + 4 * packets } else { base }
+        if vlan_present != 0 {
+            base + 4 * packets
+        } else {
+            base
+        }
     };
     // Headers are nearly always in the linear area; when it is shorter than both the packet and
     // the scratch buffer, parse a copy of the head instead.
@@ -95,4 +108,17 @@ fn tc(ctx: &TcContext, dir: Direction) -> i32 {
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     loop {}
+}
+
+/// Reference for benchmarks: an XDP program that only passes the packet. Never attached by the
+/// daemon; `cargo xtask bench` measures ntop's cost as the difference to it.
+#[xdp(frags)]
+pub fn ntop_bench_xdp_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+/// Reference for benchmarks: a TC program that only returns `TCX_NEXT`.
+#[classifier]
+pub fn ntop_bench_tc_next(_ctx: TcContext) -> i32 {
+    TCX_NEXT
 }

@@ -28,7 +28,11 @@ const TX: usize = 1;
 
 fn require_root() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc_geteuid() }, 0, "these tests load BPF programs: run them as root");
+    assert_eq!(
+        unsafe { libc_geteuid() },
+        0,
+        "these tests load BPF programs: run them as root"
+    );
 }
 
 unsafe extern "C" {
@@ -58,7 +62,12 @@ fn xdp_ctx(linear: usize) -> [u8; 24] {
 }
 
 fn run_xdp(k: &mut Kernel, data: &[u8]) {
-    let prog: &mut Xdp = k.ebpf_mut().program_mut(PROG_XDP).unwrap().try_into().unwrap();
+    let prog: &mut Xdp = k
+        .ebpf_mut()
+        .program_mut(PROG_XDP)
+        .unwrap()
+        .try_into()
+        .unwrap();
     let ctx = xdp_ctx(data.len());
     let mut out = vec![0u8; data.len()];
     let r = prog
@@ -85,8 +94,12 @@ fn skb_ctx(wire_len: u32, gso_segs: u32, gso_size: u32) -> [u8; 192] {
 }
 
 fn run_tc(k: &mut Kernel, program: &str, data: &[u8], wire_len: u32, segs: u32, size: u32) {
-    let prog: &mut SchedClassifier =
-        k.ebpf_mut().program_mut(program).unwrap().try_into().unwrap();
+    let prog: &mut SchedClassifier = k
+        .ebpf_mut()
+        .program_mut(program)
+        .unwrap()
+        .try_into()
+        .unwrap();
     let ctx = skb_ctx(wire_len, segs, size);
     let mut out = vec![0u8; data.len()];
     let r = prog
@@ -97,7 +110,10 @@ fn run_tc(k: &mut Kernel, program: &str, data: &[u8], wire_len: u32, segs: u32, 
             ..TestRunOptions::default()
         })
         .expect("TC test run");
-    assert_eq!(r.return_value, TCX_NEXT, "TCX programs hand every packet on");
+    assert_eq!(
+        r.return_value, TCX_NEXT,
+        "TCX programs hand every packet on"
+    );
     assert_eq!(out, data, "a monitor never changes a packet");
 }
 
@@ -125,7 +141,10 @@ fn len(f: &[u8]) -> u64 {
 fn xdp_counts_hosts_and_protocols_of_every_frame_kind() {
     let mut k = load(ModeRequest::Xdp, 64);
     // 14 + 4 + 4 (QinQ) + 20 + 20 = 62 bytes, TCP.
-    let qinq = frame(&[&eth(0x0800, &[(0x88a8, 10), (0x8100, 20)]), &ipv4(6, 0, 0, &tcp(1, 2, 0))]);
+    let qinq = frame(&[
+        &eth(0x0800, &[(0x88a8, 10), (0x8100, 20)]),
+        &ipv4(6, 0, 0, &tcp(1, 2, 0)),
+    ]);
     assert_eq!(qinq.len(), 62);
     // 14 + 28 (8 bytes of options) + 8 + 100 = 150 bytes, UDP, first fragment.
     let frag1 = frame(&[&eth(0x0800, &[]), &ipv4(17, 8, 0x2000, &udp(5, 6, 100))]);
@@ -134,7 +153,10 @@ fn xdp_counts_hosts_and_protocols_of_every_frame_kind() {
     let frag2 = frame(&[&eth(0x0800, &[]), &ipv4(17, 0, 13, &[0; 64])]);
     assert_eq!(frag2.len(), 98);
     // IPv6, hop-by-hop (8) then TCP: 14 + 40 + 8 + 20 = 82 bytes.
-    let v6 = frame(&[&eth(0x86dd, &[]), &ipv6(0, &[6, 0, 0, 0, 0, 0, 0, 0], &tcp(3, 4, 0))]);
+    let v6 = frame(&[
+        &eth(0x86dd, &[]),
+        &ipv6(0, &[6, 0, 0, 0, 0, 0, 0, 0], &tcp(3, 4, 0)),
+    ]);
     assert_eq!(v6.len(), 82);
     // ARP: 14 + 28 = 42 bytes, no hosts.
     let arp = frame(&[&eth(0x0806, &[]), &[0; 28]]);
@@ -152,7 +174,11 @@ fn xdp_counts_hosts_and_protocols_of_every_frame_kind() {
     assert_eq!(proto(&s, RX, EtherClass::MalformedIpv4.slot()), c(24, 1));
     let rx_total: u64 = s.interfaces[0].proto[RX].iter().map(|c| c.bytes).sum();
     assert_eq!(rx_total, 62 + 150 + 98 + 82 + 84 + 24);
-    assert!(s.interfaces[0].proto[TX].iter().all(|c| *c == Counter::default()));
+    assert!(
+        s.interfaces[0].proto[TX]
+            .iter()
+            .all(|c| *c == Counter::default())
+    );
 
     let src = host(&s, ipv4_mapped(IPV4_SRC));
     assert_eq!(src.c[SENT][L4Class::Tcp as usize], c(62, 1));
@@ -161,8 +187,15 @@ fn xdp_counts_hosts_and_protocols_of_every_frame_kind() {
     let dst = host(&s, ipv4_mapped(IPV4_DST));
     assert_eq!(dst.total(RECEIVED), c(62 + 248, 3));
     assert_eq!(host(&s, IPV6_SRC).c[SENT][L4Class::Tcp as usize], c(82, 1));
-    assert_eq!(host(&s, IPV6_DST).c[RECEIVED][L4Class::Tcp as usize], c(82, 1));
-    assert_eq!(s.hosts.len(), 4, "ARP and malformed frames belong to no host");
+    assert_eq!(
+        host(&s, IPV6_DST).c[RECEIVED][L4Class::Tcp as usize],
+        c(82, 1)
+    );
+    assert_eq!(
+        s.hosts.len(),
+        4,
+        "ARP and malformed frames belong to no host"
+    );
     assert_eq!(s.errors[ErrorKind::TruncatedIpv4 as usize], 1);
 }
 
@@ -184,7 +217,11 @@ fn tc_egress_counts_gso_segments_as_wire_packets() {
     let s = k.read().unwrap();
     assert_eq!(proto(&s, TX, 6), c(3162 + 54, 4));
     assert_eq!(host(&s, ipv4_mapped(IPV4_SRC)).c[SENT][0], c(3216, 4));
-    assert!(s.interfaces[0].proto[RX].iter().all(|c| *c == Counter::default()));
+    assert!(
+        s.interfaces[0].proto[RX]
+            .iter()
+            .all(|c| *c == Counter::default())
+    );
 }
 
 #[test]
@@ -210,7 +247,14 @@ fn a_full_host_map_sends_new_hosts_to_other_and_loses_nothing() {
     for i in 1..=9u8 {
         let f = frame(&[
             &eth(0x0800, &[]),
-            &ipv4_between([198, 18, 1, i], IPV4_DST, 17, 0, 0, &udp(1, 2, usize::from(i))),
+            &ipv4_between(
+                [198, 18, 1, i],
+                IPV4_DST,
+                17,
+                0,
+                0,
+                &udp(1, 2, usize::from(i)),
+            ),
         ]);
         sent_bytes += len(&f);
         run_xdp(&mut k, &f);
@@ -219,7 +263,10 @@ fn a_full_host_map_sends_new_hosts_to_other_and_loses_nothing() {
     assert_eq!(s.hosts.len(), 4);
     let other = s.interfaces[0].other_hosts;
     // 14 + 20 + 8 + i bytes for i = 4..=9.
-    assert_eq!(other.c[SENT][L4Class::Udp as usize], c(6 * 42 + (4..=9).sum::<u64>(), 6));
+    assert_eq!(
+        other.c[SENT][L4Class::Udp as usize],
+        c(6 * 42 + (4..=9).sum::<u64>(), 6)
+    );
     let hosts_sent: u64 = s.hosts.iter().map(|(_, v)| v.total(SENT).bytes).sum();
     let hosts_received: u64 = s.hosts.iter().map(|(_, v)| v.total(RECEIVED).bytes).sum();
     assert_eq!(hosts_sent + other.total(SENT).bytes, sent_bytes);

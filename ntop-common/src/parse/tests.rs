@@ -55,13 +55,19 @@ fn three_vlan_tags_are_too_deep() {
 #[test]
 fn ipv4_fragments() {
     // First fragment (MF set, offset 0): ports are read.
-    let first = frame(&[&eth(0x0800, &[]), &ipv4(17, 0, 0x2000, &udp(1000, 2000, 100))]);
+    let first = frame(&[
+        &eth(0x0800, &[]),
+        &ipv4(17, 0, 0x2000, &udp(1000, 2000, 100)),
+    ]);
     let p = parse(first.as_slice());
     assert_eq!((p.proto_slot, p.src_port, p.dst_port), (17, 1000, 2000));
     // Non-first fragment (offset 185 × 8): its payload is not a UDP header.
     let rest = frame(&[&eth(0x0800, &[]), &ipv4(17, 0, 185, &[0xee; 64])]);
     let p = parse(rest.as_slice());
-    assert_eq!((p.proto_slot, p.l4, p.src_port, p.dst_port), (17, L4Class::Udp, 0, 0));
+    assert_eq!(
+        (p.proto_slot, p.l4, p.src_port, p.dst_port),
+        (17, L4Class::Udp, 0, 0)
+    );
     assert_eq!(p.header_len, 0);
     assert_eq!(p.error, None);
 }
@@ -73,7 +79,10 @@ fn ipv6_extension_headers() {
     ext.extend_from_slice(&[44, 2]);
     ext.extend_from_slice(&[0; 22]);
     ext.extend_from_slice(&[6, 0, 0, 1, 0, 0, 0, 7]);
-    let f = frame(&[&eth(0x86dd, &[(0x8100, 7)]), &ipv6(0, &ext, &tcp(443, 50000, 0))]);
+    let f = frame(&[
+        &eth(0x86dd, &[(0x8100, 7)]),
+        &ipv6(0, &ext, &tcp(443, 50000, 0)),
+    ]);
     let p = parse(f.as_slice());
     assert_eq!(p.proto_slot, 256 + 6);
     assert_eq!(p.l4, L4Class::Tcp);
@@ -88,7 +97,10 @@ fn ipv6_non_first_fragment_and_ext_depth() {
     let frag = [17, 0, 0x05, 0xa8, 0, 0, 0, 9]; // offset 181 × 8
     let f = frame(&[&eth(0x86dd, &[]), &ipv6(44, &frag, &[0; 32])]);
     let p = parse(f.as_slice());
-    assert_eq!((p.proto_slot, p.l4, p.src_port), (256 + 17, L4Class::Udp, 0));
+    assert_eq!(
+        (p.proto_slot, p.l4, p.src_port),
+        (256 + 17, L4Class::Udp, 0)
+    );
     assert_eq!(p.error, None);
 
     // Seven destination-options headers: one more than the walk follows.
@@ -106,13 +118,22 @@ fn ipv6_non_first_fragment_and_ext_depth() {
 
 #[test]
 fn icmpv6_and_sctp() {
-    let f = frame(&[&eth(0x86dd, &[]), &ipv6(58, &[], &[128, 0, 0, 0, 0, 1, 0, 1])]);
+    let f = frame(&[
+        &eth(0x86dd, &[]),
+        &ipv6(58, &[], &[128, 0, 0, 0, 0, 1, 0, 1]),
+    ]);
     let p = parse(f.as_slice());
-    assert_eq!((p.proto_slot, p.l4, p.src_port), (256 + 58, L4Class::Icmpv6, 128));
+    assert_eq!(
+        (p.proto_slot, p.l4, p.src_port),
+        (256 + 58, L4Class::Icmpv6, 128)
+    );
     let sctp = [0x0b, 0xb8, 0x0b, 0xb9, 0, 0, 0, 0, 0, 0, 0, 0];
     let f = frame(&[&eth(0x0800, &[]), &ipv4(132, 0, 0, &sctp)]);
     let p = parse(f.as_slice());
-    assert_eq!((p.proto_slot, p.l4, p.src_port, p.dst_port), (132, L4Class::Other, 3000, 3001));
+    assert_eq!(
+        (p.proto_slot, p.l4, p.src_port, p.dst_port),
+        (132, L4Class::Other, 3000, 3001)
+    );
 }
 
 #[test]
@@ -123,9 +144,18 @@ fn truncated_frames_are_classified_not_lost() {
         let p = parse(&full[..cut]);
         assert!(p.proto_slot < PROTO_SLOTS, "cut {cut}");
         let expected = match cut {
-            0..14 => (EtherClass::MalformedL2.slot(), Some(ErrorKind::TruncatedEthernet)),
-            14..18 => (EtherClass::MalformedL2.slot(), Some(ErrorKind::TruncatedVlan)),
-            18..42 => (EtherClass::MalformedIpv4.slot(), Some(ErrorKind::TruncatedIpv4)),
+            0..14 => (
+                EtherClass::MalformedL2.slot(),
+                Some(ErrorKind::TruncatedEthernet),
+            ),
+            14..18 => (
+                EtherClass::MalformedL2.slot(),
+                Some(ErrorKind::TruncatedVlan),
+            ),
+            18..42 => (
+                EtherClass::MalformedIpv4.slot(),
+                Some(ErrorKind::TruncatedIpv4),
+            ),
             _ => (6, Some(ErrorKind::TruncatedL4)),
         };
         assert_eq!((p.proto_slot, p.error), expected, "cut {cut}");
@@ -139,7 +169,10 @@ fn bad_ip_versions() {
     f[14] = 0x45 | 0x20; // version 6 in an IPv4 EtherType
     assert_eq!(parse(f.as_slice()).error, Some(ErrorKind::BadIpv4Header));
     f[14] = 0x44; // IHL 16 bytes
-    assert_eq!(parse(f.as_slice()).proto_slot, EtherClass::MalformedIpv4.slot());
+    assert_eq!(
+        parse(f.as_slice()).proto_slot,
+        EtherClass::MalformedIpv4.slot()
+    );
     let mut f = frame(&[&eth(0x86dd, &[]), &ipv6(59, &[], &[])]);
     f[14] = 0x40;
     assert_eq!(parse(f.as_slice()).error, Some(ErrorKind::BadIpv6Header));
