@@ -259,6 +259,23 @@ fn capture_loop(socket: &OwnedFd, mut out: BufWriter<File>, stop: &AtomicBool) -
     Ok(stats.tp_drops)
 }
 
+/// Writes `frames` as a pcap file (for `tcpreplay`, and for tshark to dissect as an oracle).
+///
+/// # Panics
+/// When the file cannot be written.
+#[track_caller]
+pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
+    let write = || -> io::Result<()> {
+        let mut out = BufWriter::new(File::create(path)?);
+        write_pcap_header(&mut out)?;
+        for f in frames {
+            write_pcap_record(&mut out, f, f.len())?;
+        }
+        out.flush()
+    };
+    write().unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+}
+
 fn write_pcap_header(out: &mut impl io::Write) -> io::Result<()> {
     out.write_all(&0xa1b2_c3d4_u32.to_ne_bytes())?; // microsecond timestamps
     out.write_all(&2_u16.to_ne_bytes())?;
@@ -331,7 +348,7 @@ impl Packet {
 }
 
 /// The tshark fields [`parse_fields`] reads, in order.
-const FIELDS: [&str; 14] = [
+const FIELDS: [&str; 15] = [
     "frame.len",
     "eth.type",
     "ip.src",
@@ -346,6 +363,7 @@ const FIELDS: [&str; 14] = [
     "tcp.dstport",
     "udp.srcport",
     "udp.dstport",
+    "ipv6.fraghdr.nxt",
 ];
 
 /// Dissects a pcap (or pcapng) file with tshark into one [`Packet`] per frame.
@@ -411,8 +429,19 @@ fn try_parse_fields(f: &[&str]) -> Result<Packet, ()> {
     let icmp6_type: Option<u8> = num(f[9])?;
     let (tcp_src, tcp_dst): (Option<u16>, Option<u16>) = (num(f[10])?, num(f[11])?);
     let (udp_src, udp_dst): (Option<u16>, Option<u16>) = (num(f[12])?, num(f[13])?);
+    let frag_next: Option<u8> = num(f[14])?;
     let transport = match (ip4_proto, ip6_next) {
         (Some(p), _) => Some(p),
+        // A later IPv6 fragment: no transport header to dissect; its fragment header names the
+        // protocol (as `ip.proto` does for IPv4 fragments).
+        (None, Some(0 | 43 | 44 | 60))
+            if frag_next.is_some()
+                && icmp6_type.is_none()
+                && tcp_src.is_none()
+                && udp_src.is_none() =>
+        {
+            frag_next
+        }
         // IPv6 extension headers (hop-by-hop, routing, fragment, destination options): the
         // transport is the layer tshark dissected after them.
         (None, Some(0 | 43 | 44 | 60)) if icmp6_type.is_some() => Some(58),
@@ -515,7 +544,7 @@ mod tests {
 
     #[test]
     fn parses_tshark_fields() {
-        let ping = "98\t0x0800\t198.18.0.1\t198.18.0.2\t\t\t1\t\t8\t\t\t\t\t";
+        let ping = "98\t0x0800\t198.18.0.1\t198.18.0.2\t\t\t1\t\t8\t\t\t\t\t\t";
         let p = parse_fields(ping).unwrap();
         assert_eq!(p.len, 98);
         assert_eq!(p.eth_type, Some(0x0800));
@@ -524,7 +553,7 @@ mod tests {
         assert!(p.is_echo_request());
         assert!(!p.is_echo_reply());
 
-        let mld = "90\t0x86dd\t\t\t::\tff02::1:ff00:1\t\t0\t\t131\t\t\t\t";
+        let mld = "90\t0x86dd\t\t\t::\tff02::1:ff00:1\t\t0\t\t131\t\t\t\t\t";
         let p = parse_fields(mld).unwrap();
         assert_eq!(
             (p.ip_proto, p.transport, p.icmp_type),
@@ -532,19 +561,19 @@ mod tests {
         );
         assert_eq!(p.dst, Some("ff02::1:ff00:1".parse().unwrap()));
 
-        let udp6 = "1062\t0x000086dd\t\t\t2001:db8::1\t2001:db8::2\t\t17\t\t\t\t\t40000\t9";
+        let udp6 = "1062\t0x000086dd\t\t\t2001:db8::1\t2001:db8::2\t\t17\t\t\t\t\t40000\t9\t";
         let p = parse_fields(udp6).unwrap();
         assert_eq!(
             (p.transport, p.src_port, p.dst_port),
             (Some(17), Some(40000), Some(9))
         );
 
-        let arp = "42\t0x0806\t\t\t\t\t\t\t\t\t\t\t\t";
+        let arp = "42\t0x0806\t\t\t\t\t\t\t\t\t\t\t\t\t";
         let p = parse_fields(arp).unwrap();
         assert_eq!((p.transport, p.eth_type), (None, Some(0x0806)));
 
         assert!(parse_fields("98\t0x0800").is_none());
-        assert!(parse_fields("x\t\t\t\t\t\t\t\t\t\t\t\t\t").is_none());
+        assert!(parse_fields("x\t\t\t\t\t\t\t\t\t\t\t\t\t\t").is_none());
     }
 
     #[test]

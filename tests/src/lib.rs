@@ -29,6 +29,7 @@
 )]
 
 pub mod capture;
+pub mod daemon;
 pub mod netns;
 pub mod stats;
 pub mod traffic;
@@ -43,6 +44,7 @@ use std::{
 };
 
 pub use capture::{Capture, Packet};
+pub use daemon::Daemon;
 pub use netns::{Netns, NsChild};
 pub use stats::{LinkStats, link_stats, nstat};
 pub use traffic::{
@@ -126,7 +128,7 @@ pub(crate) fn unique_name() -> String {
 }
 
 /// This process's scratch directory (`$TMPDIR/ntopt-<pid>`) for captures and child logs.
-pub(crate) fn scratch_dir() -> PathBuf {
+pub fn scratch_dir() -> PathBuf {
     let dir = env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
     fs::create_dir_all(&dir)
         .unwrap_or_else(|e| panic!("creating scratch directory {}: {e}", dir.display()));

@@ -4,10 +4,20 @@
 //! - Per-packet cost of the kernel programs through `BPF_PROG_TEST_RUN`, beside programs that
 //!   only pass the packet.
 //! - The collector's poll cost (`Kernel::read` + `State::ingest`) at 10k and 100k hosts.
+//! - The live receive rate of a 2-queue veth flooded by `trafgen` with 64-byte UDP frames, with
+//!   the ntop daemon attached, with an empty native XDP program attached, and with nothing
+//!   attached, interleaved in one run (`docs/BENCHMARKS.md` has results and how to read them).
 
-use std::time::{Duration, Instant};
+use std::{
+    fmt::Write as _,
+    fs,
+    io::{Read as _, Write as _},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
-use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp};
+use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode};
 use ntop::{
     ebpf::{
         Kernel, LoadOptions, ModeRequest, PROG_BENCH_TC_NEXT, PROG_BENCH_XDP_PASS, PROG_TC_EGRESS,
@@ -16,6 +26,7 @@ use ntop::{
     state::State,
 };
 use ntop_common::testing::{eth, frame, ipv4, ipv4_between, ipv6, tcp, udp};
+use ntop_tests::{Netns, NsChild, TestNet, VethConfig, link_stats, ntop_bin, wait_until};
 
 const LO: u32 = 1;
 
@@ -27,10 +38,13 @@ fn load(max_hosts: u32) -> Kernel {
         attach: false,
     })
     .expect("loading the kernel programs (run as root)");
-    for name in [PROG_BENCH_XDP_PASS] {
-        let p: &mut Xdp = k.ebpf_mut().program_mut(name).unwrap().try_into().unwrap();
-        p.load().unwrap();
-    }
+    let p: &mut Xdp = k
+        .ebpf_mut()
+        .program_mut(PROG_BENCH_XDP_PASS)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    p.load().unwrap();
     let p: &mut SchedClassifier = k
         .ebpf_mut()
         .program_mut(PROG_BENCH_TC_NEXT)
@@ -187,7 +201,10 @@ fn collector_poll_cost() {
             let t = Instant::now();
             let sample = k.read().unwrap();
             reads.push(t.elapsed());
-            assert!(sample.hosts.len() as u32 > hosts, "every host was inserted");
+            assert!(
+                sample.hosts.len() > usize::try_from(hosts).unwrap(),
+                "every host was inserted"
+            );
             let t = Instant::now();
             state.ingest(sample);
             ingests.push(t.elapsed());
@@ -196,5 +213,443 @@ fn collector_poll_cost() {
         ingests.sort();
         let (r, i) = (reads[5], ingests[5]);
         println!("| {hosts} | {r:?} | {i:?} | {:?} |", r + i);
+    }
+}
+
+/// Frames per `trafgen` run, split evenly over its two processes.
+const TRAFGEN_FRAMES: u64 = 4_000_000;
+/// Measured runs of each receiver configuration.
+const TRAFGEN_ROUNDS: usize = 5;
+/// Where the daemon's API listens, inside the receiving namespace.
+const NTOP_API: &str = "127.0.0.1:3000";
+/// Second source address of the flood (the first is the sender's own address).
+const SECOND_SOURCE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+
+/// What is attached to the receiving veth during a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Receiver {
+    /// The ntop daemon (native XDP ingress, TCX egress, collector, HTTP API).
+    Ntop,
+    /// [`PROG_BENCH_XDP_PASS`] in native mode.
+    EmptyXdp,
+    /// No program.
+    Nothing,
+}
+
+impl Receiver {
+    const ALL: [Self; 3] = [Self::Ntop, Self::EmptyXdp, Self::Nothing];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Ntop => "ntop daemon (native XDP + TCX egress)",
+            Self::EmptyXdp => "empty XDP program (native, XDP_PASS)",
+            Self::Nothing => "nothing attached",
+        }
+    }
+}
+
+/// One `trafgen` run as the receiver saw it.
+#[derive(Clone, Copy, Debug)]
+struct Run {
+    /// `rx_packets` delta of the receiving veth.
+    received: u64,
+    /// Wall time of the `trafgen` process.
+    elapsed: Duration,
+}
+
+impl Run {
+    fn mpps(self) -> f64 {
+        u64_to_f64(self.received) / self.elapsed.as_secs_f64() / 1e6
+    }
+}
+
+/// `n` as `f64` (exact below 2^53, far above any packet count here).
+fn u64_to_f64(n: u64) -> f64 {
+    let n = u32::try_from(n).expect("packet count below 2^32");
+    f64::from(n)
+}
+
+/// The RFC 1071 checksum of an IPv4 header whose checksum field is zero.
+fn ipv4_header_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !u16::try_from(sum).expect("folded to 16 bits")
+}
+
+/// `aa:bb:cc:dd:ee:ff` as bytes.
+fn parse_mac(text: &str) -> [u8; 6] {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap_or_else(|e| panic!("MAC `{text}`: {e}")))
+        .collect();
+    bytes
+        .try_into()
+        .unwrap_or_else(|_| panic!("MAC `{text}` is not 6 bytes"))
+}
+
+/// A 64-byte Ethernet/IPv4/UDP frame (22 bytes of payload, valid IPv4 checksum, no UDP
+/// checksum) to the discard port.
+fn udp64(dst_mac: [u8; 6], src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, sport: u16) -> Vec<u8> {
+    let mut ip = ipv4_between(src.octets(), dst.octets(), 17, 0, 0, &udp(sport, 9, 22));
+    let sum = ipv4_header_checksum(&ip[..20]);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let f = frame(&[&dst_mac, &src_mac, &0x0800_u16.to_be_bytes(), &ip]);
+    assert_eq!(f.len(), 64);
+    f
+}
+
+/// A `trafgen` configuration file in a scratch directory that goes on drop (the harness also
+/// removes `ntopt-<pid>-…` entries of dead processes).
+struct TrafgenConfig {
+    dir: PathBuf,
+    file: PathBuf,
+}
+
+impl TrafgenConfig {
+    /// One frame per CPU of the sender, as plain bytes (`cpu(N): { 0x.., … }`): CPU 0 sends from
+    /// the sender's address and port 1000, CPU 1 from [`SECOND_SOURCE`] and port 1001, both to
+    /// the receiver. `trafgen -P2` pins one process per CPU, and a packet socket's skb gets the
+    /// sending CPU as its queue hint, so CPU N's frames take tx queue N and arrive on rx queue N.
+    fn write(net: &TestNet) -> Self {
+        let dst_mac = parse_mac(&net.link.mac_b);
+        let src_mac = parse_mac(&net.link.mac_a);
+        let mut text = String::new();
+        for (cpu, (src, sport)) in [(net.link.ipv4_a, 1000), (SECOND_SOURCE, 1001)]
+            .into_iter()
+            .enumerate()
+        {
+            let bytes: Vec<String> = udp64(dst_mac, src_mac, src, net.link.ipv4_b, sport)
+                .iter()
+                .map(|b| format!("{b:#04x}"))
+                .collect();
+            writeln!(text, "cpu({cpu}): {{ {} }}", bytes.join(", ")).expect("writing to a String");
+        }
+        let dir = std::env::temp_dir().join(format!("ntopt-{}-trafgen", std::process::id()));
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let file = dir.join("udp64.cfg");
+        fs::write(&file, text).unwrap_or_else(|e| panic!("writing {}: {e}", file.display()));
+        Self { dir, file }
+    }
+}
+
+impl Drop for TrafgenConfig {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends `frames` frames with `trafgen -P2` from namespace A and returns what veth B received
+/// in the meantime. Panics with trafgen's output unless it reports every frame sent and some
+/// arrived.
+fn trafgen(net: &TestNet, config: &TrafgenConfig, frames: u64) -> Run {
+    // At least 100k frames/s, or the run is broken (trafgen spins forever when one of its
+    // processes dies).
+    let limit = (frames / 100_000 + 10).to_string();
+    let frames_arg = frames.to_string();
+    let config_path = config.file.to_string_lossy().into_owned();
+    let before = link_stats(&net.b, &net.link.dev_b);
+    let start = Instant::now();
+    let out = net.a.exec(
+        "timeout",
+        [
+            "-k",
+            "2",
+            &limit,
+            "trafgen",
+            "-o",
+            &net.link.dev_a,
+            "-i",
+            &config_path,
+            "-P2",
+            "-n",
+            &frames_arg,
+            // A veth has no IRQ to move.
+            "-Q",
+        ],
+    );
+    let elapsed = start.elapsed();
+    let received = link_stats(&net.b, &net.link.dev_b)
+        .since(&before)
+        .rx_packets;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let sent = stdout
+        .lines()
+        .find(|l| l.contains("packets outgoing"))
+        .and_then(|l| l.split_whitespace().next()?.parse::<u64>().ok());
+    assert!(
+        out.status.success() && sent == Some(frames) && received > 0,
+        "trafgen did not send {frames} frames ({}; reported {sent:?} sent, {received} received by \
+         {}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        net.link.dev_b,
+        stdout.trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Run { received, elapsed }
+}
+
+/// `GET path` from the daemon's API inside `ns`: the JSON body of a 200 answer, or `None`.
+fn api_get(ns: &Netns, path: &str) -> Option<serde_json::Value> {
+    let addr: SocketAddr = NTOP_API.parse().expect("a socket address");
+    let raw = ns.enter(|| -> Option<Vec<u8>> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).ok()?;
+        Some(raw)
+    })?;
+    let text = String::from_utf8(raw).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let head = head.to_ascii_lowercase();
+    assert!(
+        !head.contains("transfer-encoding: chunked"),
+        "the API answered with a chunked body; this reader expects Content-Length:\n{head}"
+    );
+    head.starts_with("http/1.1 200")
+        .then(|| serde_json::from_str(body).ok())
+        .flatten()
+}
+
+/// The daemon's entry for `dev` in `GET /api/v1/interfaces`.
+fn ntop_interface(ns: &Netns, dev: &str) -> Option<serde_json::Value> {
+    let mut doc = api_get(ns, "/api/v1/interfaces")?;
+    let list = doc["interfaces"].as_array_mut()?;
+    let i = list.iter().position(|i| i["name"] == dev)?;
+    Some(list.swap_remove(i))
+}
+
+/// Starts the daemon on veth B and waits until its API answers with the interface attached in
+/// native XDP mode.
+fn start_ntop(net: &TestNet) -> NsChild {
+    let mut child = net.b.spawn(
+        ntop_bin(),
+        [
+            "-i",
+            &net.link.dev_b,
+            "-w",
+            NTOP_API,
+            "--capture-mode",
+            "xdp-native",
+            "--memory-budget",
+            "16M",
+        ],
+    );
+    let ready = wait_until(Duration::from_secs(15), Duration::from_millis(20), || {
+        if let Some(status) = child.try_wait() {
+            return Some(Err(status));
+        }
+        ntop_interface(&net.b, &net.link.dev_b)
+            .filter(|i| i["capture_mode"] == "xdp-native")
+            .map(|_| Ok(()))
+    });
+    match ready {
+        Some(Ok(())) => child,
+        Some(Err(status)) => panic!(
+            "ntop exited ({status}) before its API answered:\n{}",
+            child.stderr()
+        ),
+        None => panic!(
+            "ntop's API did not show {} in xdp-native mode within 15 s:\n{}",
+            net.link.dev_b,
+            child.stderr()
+        ),
+    }
+}
+
+/// Waits until the daemon has polled `expected` received packets on veth B (it polls once a
+/// second), and returns its count then (the last one seen if it never got there).
+fn ntop_rx_packets(net: &TestNet, expected: u64) -> u64 {
+    let mut last = 0;
+    wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
+        last = ntop_interface(&net.b, &net.link.dev_b)?["rx"]["packets"].as_u64()?;
+        (last >= expected).then_some(())
+    });
+    last
+}
+
+/// Loads the kernel object for veth B without attaching it, then attaches
+/// [`PROG_BENCH_XDP_PASS`] in native mode. Dropping the result detaches it.
+fn attach_empty_xdp(net: &TestNet) -> Kernel {
+    let dev = net.link.dev_b.as_str();
+    net.b.enter(|| {
+        let mut k = Kernel::load(&LoadOptions {
+            interfaces: vec![dev.to_owned()],
+            mode: ModeRequest::XdpNative,
+            max_hosts: 16,
+            attach: false,
+        })
+        .expect("loading the kernel programs (run as root)");
+        let p: &mut Xdp = k
+            .ebpf_mut()
+            .program_mut(PROG_BENCH_XDP_PASS)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        p.load().expect("loading the empty XDP program");
+        p.attach(dev, XdpMode::Driver)
+            .expect("attaching the empty XDP program in native mode");
+        k
+    })
+}
+
+/// One run with the daemon attached: the run, the receiving veth's `rx_packets` delta from
+/// before the daemon started until after the send, and the daemon's own count (which must be
+/// equal: native XDP on a veth sees every packet the veth counts).
+fn ntop_run(net: &TestNet, config: &TrafgenConfig) -> (Run, u64, u64) {
+    let attached = link_stats(&net.b, &net.link.dev_b);
+    let mut daemon = start_ntop(net);
+    let run = trafgen(net, config, TRAFGEN_FRAMES);
+    let link = link_stats(&net.b, &net.link.dev_b)
+        .since(&attached)
+        .rx_packets;
+    let ntop = ntop_rx_packets(net, link);
+    let status = daemon.stop(Duration::from_secs(5));
+    assert!(
+        status.success(),
+        "ntop exited with {status}:\n{}",
+        daemon.stderr()
+    );
+    assert_eq!(
+        ntop, link,
+        "ntop's rx packets on {} against the kernel's rx_packets delta",
+        net.link.dev_b
+    );
+    (run, link, ntop)
+}
+
+/// Median of a non-empty slice.
+fn median_of(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+#[ignore = "benchmark: cargo xtask bench"]
+fn live_receive_rate_trafgen() {
+    let net = TestNet::new(&VethConfig::default().queues(2));
+    // The second source gets a permanent neighbour entry like the first, so the receiver's
+    // (rate-limited) ICMP port-unreachable answers never start ARP.
+    net.b.ip([
+        "neigh",
+        "replace",
+        &SECOND_SOURCE.to_string(),
+        "lladdr",
+        &net.link.mac_a,
+        "dev",
+        &net.link.dev_b,
+        "nud",
+        "permanent",
+    ]);
+    let config = TrafgenConfig::write(&net);
+    // Warm-up, not measured.
+    trafgen(&net, &config, TRAFGEN_FRAMES / 8);
+
+    let mut runs: Vec<(Receiver, Run)> = Vec::new();
+    let mut counts: Vec<(u64, u64)> = Vec::new();
+    for round in 0..TRAFGEN_ROUNDS {
+        // Each round starts with the next configuration: A,B,C then B,C,A, …
+        for i in 0..Receiver::ALL.len() {
+            let receiver = Receiver::ALL[(round + i) % Receiver::ALL.len()];
+            let run = match receiver {
+                Receiver::Ntop => {
+                    let (run, link, ntop) = ntop_run(&net, &config);
+                    counts.push((link, ntop));
+                    run
+                }
+                Receiver::EmptyXdp => {
+                    let kernel = attach_empty_xdp(&net);
+                    let run = trafgen(&net, &config, TRAFGEN_FRAMES);
+                    drop(kernel);
+                    run
+                }
+                Receiver::Nothing => trafgen(&net, &config, TRAFGEN_FRAMES),
+            };
+            eprintln!(
+                "round {round}: {:<40} {:>9} received in {:>7.3} s = {:.3} Mpps",
+                receiver.label(),
+                run.received,
+                run.elapsed.as_secs_f64(),
+                run.mpps()
+            );
+            runs.push((receiver, run));
+        }
+    }
+
+    print_live_table(&runs, &counts);
+}
+
+/// The Markdown tables of [`live_receive_rate_trafgen`].
+fn print_live_table(runs: &[(Receiver, Run)], counts: &[(u64, u64)]) {
+    let of = |r: Receiver| -> Vec<Run> {
+        runs.iter()
+            .filter(|(x, _)| *x == r)
+            .map(|&(_, run)| run)
+            .collect()
+    };
+    let mpps = |r: Receiver| median_of(&of(r).iter().map(|run| run.mpps()).collect::<Vec<_>>());
+    let delivered = |r: Receiver| {
+        median_of(
+            &of(r)
+                .iter()
+                .map(|run| u64_to_f64(run.received) / u64_to_f64(TRAFGEN_FRAMES) * 100.0)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let (ntop, empty, nothing) = (
+        mpps(Receiver::Ntop),
+        mpps(Receiver::EmptyXdp),
+        mpps(Receiver::Nothing),
+    );
+    println!(
+        "\n{TRAFGEN_ROUNDS} rounds of {TRAFGEN_FRAMES} 64-byte UDP frames, trafgen -P2 into a \
+         2-queue veth\n"
+    );
+    println!(
+        "| receiver | median Mpps | runs (Mpps) | ratio to nothing attached | ratio to empty XDP \
+         | delivered (median) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for r in Receiver::ALL {
+        let all: Vec<String> = of(r)
+            .iter()
+            .map(|run| format!("{:.3}", run.mpps()))
+            .collect();
+        let to_empty = if r == Receiver::Ntop {
+            format!("{:.3}", ntop / empty)
+        } else if r == Receiver::EmptyXdp {
+            "1".to_owned()
+        } else {
+            "–".to_owned()
+        };
+        println!(
+            "| {} | {:.3} | {} | {:.3} | {to_empty} | {:.1} % |",
+            r.label(),
+            mpps(r),
+            all.join(", "),
+            mpps(r) / nothing,
+            delivered(r)
+        );
+    }
+    // Both CPUs are busy for the whole send (one trafgen process each, the receive path runs in
+    // their softirq), so wall time per packet × 2 is CPU time per packet.
+    println!(
+        "\nCPU time per packet, ntop over the empty XDP program (2 busy CPUs): {:.0} ns",
+        2.0 * (1e3 / ntop - 1e3 / empty)
+    );
+    println!("\n| ntop run | veth rx_packets delta | ntop rx packets (API) |");
+    println!("|---|---|---|");
+    for (i, (link, ntop)) in counts.iter().enumerate() {
+        println!("| {} | {link} | {ntop} |", i + 1);
     }
 }
