@@ -31,7 +31,7 @@ pub enum ErrorKind {
     UnknownInterface = 10,
     /// A protocol counter lookup failed (should not happen); the packet is not in the totals.
     ProtoLookupFailed = 11,
-    /// IPv6 EtherType, but the header's version is not 6.
+    /// `EtherType` IPv6, but the header's version is not 6.
     BadIpv6Header = 12,
 }
 

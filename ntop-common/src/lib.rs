@@ -5,6 +5,11 @@
 //! The packet classifier ([`parse`]) lives here too: the kernel programs run it on packet memory
 //! and the daemon's unit tests run the very same code on byte slices.
 #![no_std]
+#![expect(
+    clippy::inline_always,
+    reason = "the classifier runs inside the kernel programs, where everything on the packet \
+              path is inlined on purpose (BPF-to-BPF calls cost stack and verifier state)"
+)]
 
 pub mod counters;
 pub mod errors;

@@ -26,7 +26,7 @@ impl Frame for [u8] {
 
 /// Largest header offset the parser reads at. Keeps offsets provably bounded for the verifier.
 pub const MAX_HEADER_OFFSET: usize = 0x3fff;
-/// VLAN tags the parser follows (802.1Q and 802.1ad, QinQ).
+/// VLAN tags the parser follows (802.1Q and 802.1ad, `QinQ`).
 pub const MAX_VLAN_TAGS: usize = 2;
 /// IPv6 extension headers the parser walks before it gives up on finding the L4 header.
 pub const MAX_IPV6_EXT_HEADERS: usize = 6;

@@ -2,14 +2,14 @@
 //!
 //! Every frame lands in exactly one slot, so the slots of an interface and direction always sum
 //! to the interface's total. IP packets go to their IP protocol number (IPv4 and IPv6 apart);
-//! other frames to a class of their EtherType; frames whose headers could not be read to a
+//! other frames to a class of their `EtherType`; frames whose headers could not be read to a
 //! `malformed` slot of the layer that failed.
 
 /// First slot of the IPv4 protocols: `IPV4_BASE + protocol`.
 pub const IPV4_BASE: u32 = 0;
 /// First slot of the IPv6 protocols: `IPV6_BASE + next header` (after extension headers).
 pub const IPV6_BASE: u32 = 256;
-/// First slot of the non-IP EtherType classes.
+/// First slot of the non-IP `EtherType` classes.
 pub const ETHER_BASE: u32 = 512;
 
 /// Non-IP frame classes, `ETHER_BASE + class`.
@@ -34,17 +34,17 @@ pub enum EtherClass {
     SlowProtocols = 7,
     /// 0x88f7.
     Ptp = 8,
-    /// 802.3 frames with a length instead of an EtherType (LLC: STP, CDP, …).
+    /// 802.3 frames with a length instead of an `EtherType` (LLC: STP, CDP, …).
     Llc = 9,
     /// A third VLAN tag (the parser follows two).
     VlanDeep = 10,
-    /// Any other EtherType.
+    /// Any other `EtherType`.
     Other = 11,
     /// Frame too short for its Ethernet or VLAN header.
     MalformedL2 = 12,
-    /// IPv4 EtherType, but the IPv4 header is truncated or invalid.
+    /// IPv4 `EtherType`, but the IPv4 header is truncated or invalid.
     MalformedIpv4 = 13,
-    /// IPv6 EtherType, but the IPv6 header is truncated.
+    /// IPv6 `EtherType`, but the IPv6 header is truncated.
     MalformedIpv6 = 14,
 }
 
@@ -73,7 +73,7 @@ pub const ETHER_CLASS_NAMES: [&str; ETHER_CLASSES as usize] = [
 pub const PROTO_SLOTS: u32 = ETHER_BASE + ETHER_CLASSES;
 
 impl EtherClass {
-    /// Class of a non-IP EtherType (or 802.3 length field).
+    /// Class of a non-IP `EtherType` (or 802.3 length field).
     #[inline(always)]
     #[must_use]
     pub const fn of(ethertype: u16) -> Self {

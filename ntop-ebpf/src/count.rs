@@ -107,15 +107,17 @@ fn cell(value: *mut HostCounters, dir: usize, l4: usize) -> *mut Counter {
 #[inline(always)]
 fn host(addr: [u8; 16], ifindex: u32, slot: u32, dir: usize, l4: usize, bytes: u64, packets: u64) {
     let key = HostKey { addr, ifindex };
-    if let Some(value) = NTOP_HOSTS.get_ptr_mut(&key) {
+    if let Some(value) = NTOP_HOSTS.get_ptr_mut(key) {
         add_atomic(cell(value, dir, l4), bytes, packets);
         return;
     }
     // Insert zeros, then add like any other packet: the value comes from `.rodata` (a map
-    // value to the verifier), so no 160-byte value is built on the 512-byte stack.
-    let overflow = match NTOP_HOSTS.insert(&key, &ZERO, u64::from(BPF_NOEXIST)) {
+    // value to the verifier), so no 160-byte value is built on the 512-byte stack. (Passing
+    // `ZERO` by value would copy it there.)
+    let zero: &HostCounters = &ZERO;
+    let overflow = match NTOP_HOSTS.insert(key, zero, u64::from(BPF_NOEXIST)) {
         // EEXIST: another CPU inserted the host first; add to its entry all the same.
-        Ok(()) | Err(NEG_EEXIST) => match NTOP_HOSTS.get_ptr_mut(&key) {
+        Ok(()) | Err(NEG_EEXIST) => match NTOP_HOSTS.get_ptr_mut(key) {
             Some(value) => {
                 add_atomic(cell(value, dir, l4), bytes, packets);
                 return;

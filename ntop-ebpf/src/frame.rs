@@ -54,8 +54,10 @@ impl Copied {
         if len == 0 {
             return None;
         }
+        #[expect(clippy::cast_possible_truncation, reason = "len <= SCRATCH_LEN")]
+        let len32 = len as u32;
         // SAFETY: `buf` is a SCRATCH_LEN-byte map value and `len <= SCRATCH_LEN`.
-        let rc = unsafe { bpf_skb_load_bytes(ctx.as_ptr(), 0, buf.cast(), len as u32) };
+        let rc = unsafe { bpf_skb_load_bytes(ctx.as_ptr(), 0, buf.cast(), len32) };
         (rc == 0).then_some(Self { buf, len })
     }
 }

@@ -14,6 +14,11 @@
     internal_features,
     reason = "atomic_xadd: the BPF target has no stable atomic add"
 )]
+#![expect(
+    clippy::inline_always,
+    reason = "everything on the packet path is inlined into the entry points on purpose: \
+              BPF-to-BPF calls cost a frame of the 512-byte stack and verifier state"
+)]
 
 mod count;
 mod frame;
@@ -33,11 +38,15 @@ const TCX_NEXT: i32 = -1;
 
 /// Ingress at XDP. Multi-buffer aware (`xdp.frags`), so it attaches at any MTU.
 #[xdp(frags)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "aya-ebpf entry points take the context by value"
+)]
 pub fn ntop_xdp(ctx: XdpContext) -> u32 {
     // SAFETY: `ctx.ctx` is the kernel's `xdp_md` for this invocation.
     let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
     // SAFETY: the helper only reads the xdp_buff behind `ctx.ctx`.
-    let len = u64::from(unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as u32);
+    let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     let frame = frame::Linear::new(ctx.data(), ctx.data_end());
     match count::count(&frame, ifindex, Direction::Ingress, 1, |_| len) {
         Ok(()) | Err(_) => xdp_action::XDP_PASS,
@@ -46,12 +55,20 @@ pub fn ntop_xdp(ctx: XdpContext) -> u32 {
 
 /// Ingress at TCX (`--capture-mode tc`).
 #[classifier]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "aya-ebpf entry points take the context by value"
+)]
 pub fn ntop_tc_ingress(ctx: TcContext) -> i32 {
     tc(&ctx, Direction::Ingress)
 }
 
 /// Egress at TCX.
 #[classifier]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "aya-ebpf entry points take the context by value"
+)]
 pub fn ntop_tc_egress(ctx: TcContext) -> i32 {
     tc(&ctx, Direction::Egress)
 }

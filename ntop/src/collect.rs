@@ -91,6 +91,7 @@ impl<S> Collector<S> {
     ///
     /// # Panics
     /// If the collector thread panicked.
+    #[must_use]
     pub fn stop(self) -> S {
         let _ = self.stop.send(());
         self.thread.join().expect("the collector thread panicked")

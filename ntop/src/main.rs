@@ -38,6 +38,7 @@ fn init_logging(level: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("ntop={filter},warn")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

@@ -108,6 +108,7 @@ impl<'a> Daemon<'a> {
     }
 
     /// SIGINT, then waits (SIGKILL after 10 s).
+    #[must_use]
     pub fn stop(mut self) -> ExitStatus {
         self.child.stop(Duration::from_secs(10))
     }

@@ -128,6 +128,7 @@ pub(crate) fn unique_name() -> String {
 }
 
 /// This process's scratch directory (`$TMPDIR/ntopt-<pid>`) for captures and child logs.
+#[must_use]
 pub fn scratch_dir() -> PathBuf {
     let dir = env::temp_dir().join(format!("{PREFIX}{}", std::process::id()));
     fs::create_dir_all(&dir)

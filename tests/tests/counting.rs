@@ -125,7 +125,7 @@ fn daemon_protocols(d: &Daemon) -> BTreeMap<Proto, Pb> {
     m
 }
 
-/// Per protocol from the capture. Non-IP EtherTypes get the API's class names; an IP EtherType
+/// Per protocol from the capture. Non-IP `EtherType`s get the API's class names; an IP `EtherType`
 /// without an IP source (tshark could not read the header) is the malformed class.
 fn capture_protocols(packets: &[Packet]) -> BTreeMap<Proto, Pb> {
     let mut m: BTreeMap<Proto, Pb> = BTreeMap::new();
@@ -238,7 +238,7 @@ fn live_traffic_counts_match_link_counters_and_capture() {
     assert!(d.stop().success());
 }
 
-/// Frames no live stack sends — QinQ and 802.1Q tags, IPv4 options, fragments, IPv6 extension
+/// Frames no live stack sends — `QinQ` and 802.1Q tags, IPv4 options, fragments, IPv6 extension
 /// headers, SCTP, LLDP, LLC, a truncated IPv4 header — replayed with tcpreplay from the peer.
 /// The file itself, dissected by tshark, is the oracle.
 #[test]
@@ -357,9 +357,9 @@ fn gso_and_gro_super_packets_count_as_wire_segments() {
     }
     set_offloads(a, dev_a, true, true);
     set_offloads(b, dev_b, false, true);
-    let base_a = link_stats(a, dev_a);
-    let base_lo = link_stats(a, "lo");
-    let (segs_a0, segs_b0) = (nstat(a)["TcpOutSegs"], nstat(b)["TcpOutSegs"]);
+    let link_before = link_stats(a, dev_a);
+    let lo_before = link_stats(a, "lo");
+    let (out_segs_of_a, out_segs_of_peer) = (nstat(a)["TcpOutSegs"], nstat(b)["TcpOutSegs"]);
     let capture = Capture::start(b, dev_b);
     let d = Daemon::start(
         a,
@@ -375,9 +375,9 @@ fn gso_and_gro_super_packets_count_as_wire_segments() {
         tcp_transfer(b, a, SocketAddr::new(ip_a, 7101), 2_000_000, timeout),
         2_000_000
     );
-    let loopback = link_stats(a, "lo").since(&base_lo).tx_packets;
-    let segs_a = nstat(a)["TcpOutSegs"] - segs_a0 - loopback;
-    let segs_b = nstat(b)["TcpOutSegs"] - segs_b0;
+    let loopback = link_stats(a, "lo").since(&lo_before).tx_packets;
+    let segs_a = nstat(a)["TcpOutSegs"] - out_segs_of_a - loopback;
+    let segs_b = nstat(b)["TcpOutSegs"] - out_segs_of_peer;
     for (ns, what) in [(a, "A"), (b, "B")] {
         assert_eq!(
             nstat(ns).get("TcpRetransSegs").copied().unwrap_or(0),
@@ -396,7 +396,7 @@ fn gso_and_gro_super_packets_count_as_wire_segments() {
         )
     });
     let packets = capture.stop();
-    let link = link_stats(a, dev_a).since(&base_a);
+    let link = link_stats(a, dev_a).since(&link_before);
     assert!(
         link.tx_packets < tx.packets,
         "TSO made super-packets ({link:?})"
@@ -451,7 +451,7 @@ fn replay(ns: &Netns, dev: &str, pcap: &std::path::Path, count: usize) {
     );
 }
 
-/// One of each kind the parser handles, addressed within 198.18.0.0/15 and 2001:db8::/32, to
+/// One of each kind the parser handles, addressed within 198.18.0.0/15 and `2001:db8::/32`, to
 /// MAC addresses that are not the receiver's (so its stack drops them after ntop counted them).
 fn replay_frames() -> Vec<Vec<u8>> {
     let (s, d) = ([198, 19, 7, 1], [198, 19, 7, 2]);

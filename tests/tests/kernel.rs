@@ -125,8 +125,7 @@ fn host(s: &Sample, addr: [u8; 16]) -> HostCounters {
     s.hosts
         .iter()
         .find(|(k, _)| k.addr == addr && k.ifindex == LO)
-        .map(|&(_, v)| v)
-        .unwrap_or_else(|| panic!("host {addr:?} not in the map"))
+        .map_or_else(|| panic!("host {addr:?} not in the map"), |&(_, v)| v)
 }
 
 fn c(bytes: u64, packets: u64) -> Counter {

@@ -252,6 +252,75 @@ fn possible_cpus() -> usize {
     aya::util::nr_cpus().unwrap_or(1)
 }
 
+/// Interface names → `(name, ifindex)`, checked: each exists, none twice, at least one, at most
+/// [`MAX_IFACES`].
+fn resolve(names: &[String]) -> Result<Vec<(String, u32)>, Error> {
+    let mut resolved: Vec<(String, u32)> = Vec::new();
+    for name in names {
+        if resolved.iter().any(|(n, _)| n == name) {
+            return Err(Error::DuplicateInterface(name.clone()));
+        }
+        let index = iface::index_of(name).ok_or_else(|| Error::UnknownInterface {
+            name: name.clone(),
+            available: iface::available().join(", "),
+        })?;
+        resolved.push((name.clone(), index));
+    }
+    if resolved.is_empty() {
+        return Err(Error::NoInterface);
+    }
+    if resolved.len() > MAX_IFACES as usize {
+        return Err(Error::TooManyInterfaces {
+            count: resolved.len(),
+            max: MAX_IFACES,
+        });
+    }
+    Ok(resolved)
+}
+
+/// Writes ifindex → slot + 1 for every monitored interface.
+fn register_slots(ebpf: &mut Ebpf, resolved: &[(String, u32)]) -> Result<(), Error> {
+    let slots = ebpf
+        .map_mut(maps::IFACE_SLOTS)
+        .ok_or(Error::Map(maps::IFACE_SLOTS))?;
+    let mut slots: Array<&mut MapData, u32> =
+        Array::try_from(slots).map_err(|_| Error::Map(maps::IFACE_SLOTS))?;
+    for (slot, (name, index)) in (0u32..).zip(resolved) {
+        slots
+            .set(*index, slot + 1, 0)
+            .map_err(|source| Error::Slot {
+                iface: name.clone(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Loads (verifies) the programs `mode` needs: XDP or TC ingress, and TC egress.
+fn load_programs(ebpf: &mut Ebpf, mode: ModeRequest) -> Result<(), Error> {
+    if mode == ModeRequest::Tc {
+        load_program::<SchedClassifier>(ebpf, PROG_TC_INGRESS)?
+            .load()
+            .map_err(|source| Error::Program {
+                program: PROG_TC_INGRESS,
+                source,
+            })?;
+    } else {
+        load_program::<Xdp>(ebpf, PROG_XDP)?
+            .load()
+            .map_err(|source| Error::Program {
+                program: PROG_XDP,
+                source,
+            })?;
+    }
+    load_program::<SchedClassifier>(ebpf, PROG_TC_EGRESS)?
+        .load()
+        .map_err(|source| Error::Program {
+            program: PROG_TC_EGRESS,
+            source,
+        })
+}
+
 impl Kernel {
     /// Loads the programs, sizes the maps and attaches to every interface.
     ///
@@ -261,27 +330,8 @@ impl Kernel {
         if OBJECT.is_empty() {
             return Err(Error::NoObject);
         }
-        let mut resolved: Vec<(String, u32)> = Vec::new();
-        for name in &opts.interfaces {
-            if resolved.iter().any(|(n, _)| n == name) {
-                return Err(Error::DuplicateInterface(name.clone()));
-            }
-            let index = iface::index_of(name).ok_or_else(|| Error::UnknownInterface {
-                name: name.clone(),
-                available: iface::available().join(", "),
-            })?;
-            resolved.push((name.clone(), index));
-        }
-        if resolved.is_empty() {
-            return Err(Error::NoInterface);
-        }
+        let resolved = resolve(&opts.interfaces)?;
         let count = u32::try_from(resolved.len()).unwrap_or(u32::MAX);
-        if count > MAX_IFACES {
-            return Err(Error::TooManyInterfaces {
-                count: resolved.len(),
-                max: MAX_IFACES,
-            });
-        }
         let max_ifindex = resolved.iter().map(|&(_, i)| i).max().unwrap_or(0);
 
         let mut ebpf = EbpfLoader::new()
@@ -298,44 +348,8 @@ impl Kernel {
                 }
             })?;
 
-        {
-            let slots = ebpf
-                .map_mut(maps::IFACE_SLOTS)
-                .ok_or(Error::Map(maps::IFACE_SLOTS))?;
-            let mut slots: Array<&mut MapData, u32> =
-                Array::try_from(slots).map_err(|_| Error::Map(maps::IFACE_SLOTS))?;
-            for (slot, (name, index)) in (0u32..).zip(&resolved) {
-                slots
-                    .set(*index, slot + 1, 0)
-                    .map_err(|source| Error::Slot {
-                        iface: name.clone(),
-                        source,
-                    })?;
-            }
-        }
-
-        let want_xdp = opts.mode != ModeRequest::Tc;
-        if want_xdp {
-            load_program::<Xdp>(&mut ebpf, PROG_XDP)?
-                .load()
-                .map_err(|source| Error::Program {
-                    program: PROG_XDP,
-                    source,
-                })?;
-        } else {
-            load_program::<SchedClassifier>(&mut ebpf, PROG_TC_INGRESS)?
-                .load()
-                .map_err(|source| Error::Program {
-                    program: PROG_TC_INGRESS,
-                    source,
-                })?;
-        }
-        load_program::<SchedClassifier>(&mut ebpf, PROG_TC_EGRESS)?
-            .load()
-            .map_err(|source| Error::Program {
-                program: PROG_TC_EGRESS,
-                source,
-            })?;
+        register_slots(&mut ebpf, &resolved)?;
+        load_programs(&mut ebpf, opts.mode)?;
 
         let mut interfaces = Vec::new();
         for (slot, (name, ifindex)) in (0u32..).zip(resolved) {
@@ -416,7 +430,7 @@ impl Kernel {
         let mut hosts = Vec::with_capacity(self.host_reader_hint());
         self.host_reader
             .for_each(&fd(&self.hosts), |k, v| {
-                hosts.push((pod::<HostKey>(k), pod::<HostCounters>(v)))
+                hosts.push((pod::<HostKey>(k), pod::<HostCounters>(v)));
             })
             .map_err(|source| Error::Read {
                 map: maps::HOSTS,
