@@ -20,16 +20,16 @@ use crate::{
 
 /// Where samples come from: the kernel maps in the daemon, anything in tests.
 pub trait Source: Send {
-    /// Reads all counters once.
+    /// Reads all counters once into `out` (whose buffers are reused from poll to poll).
     ///
     /// # Errors
     /// When the counters cannot be read this time.
-    fn sample(&mut self) -> Result<Sample, ebpf::Error>;
+    fn sample_into(&mut self, out: &mut Sample) -> Result<(), ebpf::Error>;
 }
 
 impl Source for Kernel {
-    fn sample(&mut self) -> Result<Sample, ebpf::Error> {
-        self.read()
+    fn sample_into(&mut self, out: &mut Sample) -> Result<(), ebpf::Error> {
+        self.read_into(out)
     }
 }
 
@@ -53,14 +53,15 @@ pub fn spawn<S: Source + 'static>(
     let thread = thread::Builder::new().name("ntop-collector".into()).spawn(move || {
         let mut next = Instant::now();
         let mut failing = false;
+        let mut sample = Sample::empty();
         loop {
-            match source.sample() {
-                Ok(sample) => {
+            match source.sample_into(&mut sample) {
+                Ok(()) => {
                     if failing {
                         tracing::info!("reading the kernel counters works again");
                         failing = false;
                     }
-                    state.write().unwrap_or_else(std::sync::PoisonError::into_inner).ingest(sample);
+                    state.write().unwrap_or_else(std::sync::PoisonError::into_inner).ingest(&sample);
                 }
                 Err(e) if !failing => {
                     tracing::error!("{e}; nothing is lost, the kernel keeps counting");

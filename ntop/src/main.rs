@@ -34,8 +34,11 @@ fn init_logging(level: u8) {
         4 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NTOP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("ntop={filter},warn")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NTOP_LOG").unwrap_or_else(|_| {
+        // Other crates (aya, warp) at most at `warn`, and silent at -t 0.
+        let others = if level <= 1 { filter } else { "warn" };
+        tracing_subscriber::EnvFilter::new(format!("ntop={filter},{others}"))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())

@@ -5,7 +5,7 @@
 //! All counters are the kernel's cumulative values (per-CPU values already summed); they only
 //! grow, and reading them never resets them.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ntop_common::{
     counters::{Counter, HostCounters, HostKey},
@@ -70,4 +70,20 @@ pub struct Sample {
     pub errors: [u64; ERROR_KINDS as usize],
     /// How long reading the maps took.
     pub poll_duration: Duration,
+}
+
+impl Sample {
+    /// A sample with nothing in it, to be filled by a poll.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            at: UNIX_EPOCH,
+            monotonic: Duration::ZERO,
+            interfaces: Vec::new(),
+            hosts: Vec::new(),
+            host_capacity: 0,
+            errors: [0; ERROR_KINDS as usize],
+            poll_duration: Duration::ZERO,
+        }
+    }
 }

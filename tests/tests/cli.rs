@@ -2,7 +2,8 @@
 //! namespaces (needs root).
 //!
 //! - Start-up errors: an unknown interface, a bad flag or value, a busy HTTP port, a missing
-//!   capability (run as `nobody`), an XDP hook owned by another program, no default route. Each
+//!   capability (run as `nobody` with no capabilities, or with `CAP_BPF` and `CAP_PERFMON` but
+//!   not `CAP_NET_ADMIN`), an XDP hook owned by another program, no default route. Each
 //!   must exit with a specific status (1 for ntop's errors, 2 for clap's) and, with `-t 1`
 //!   (errors only), print exactly one line naming the problem and the fix; nothing stays
 //!   attached.
@@ -24,6 +25,7 @@ use std::{
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Command, ExitStatus},
+    sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
@@ -250,6 +252,7 @@ struct NobodyBinary {
 impl NobodyBinary {
     #[track_caller]
     fn new(ns: &Netns) -> Self {
+        static COPIES: AtomicU32 = AtomicU32::new(0);
         let bin = ntop_bin();
         let check = [OsStr::new("-x"), bin.as_os_str()];
         if as_nobody(ns, &[], OsStr::new("test"), &[])
@@ -262,8 +265,13 @@ impl NobodyBinary {
                 copy_dir: None,
             };
         }
-        // `ntopt-<pid>-…`: the harness removes it if this process dies before the drop.
-        let dir = env::temp_dir().join(format!("ntopt-{}-nobody-bin", std::process::id()));
+        // One per test (they run in parallel). `ntopt-<pid>-…`: the harness removes it if this
+        // process dies before the drop.
+        let dir = env::temp_dir().join(format!(
+            "ntopt-{}-nobody-bin-{}",
+            std::process::id(),
+            COPIES.fetch_add(1, Ordering::Relaxed)
+        ));
         fs::create_dir_all(&dir).expect("creating the copy's directory");
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod 755");
         let path = dir.join("ntop");
@@ -418,10 +426,8 @@ fn missing_capability_says_run_as_root() {
 fn missing_cap_net_admin_says_which_capabilities() {
     for mode in ["xdp", "tc"] {
         let line = run_as_nobody(&["bpf", "perfmon"], mode);
-        // DAEMON BUG (reported to the lead): the EPERM of BPF_PROG_LOAD comes out as
-        // `loading program `ntop_xdp` failed: the BPF_PROG_LOAD syscall returned Operation not
-        // permitted (os error 1). Verifier output: : the BPF_PROG_LOAD syscall returned …`,
-        // which names no fix; it should be the same `Permission` error as for map creation.
+        // EPERM from BPF_PROG_LOAD (after the maps were created) is the same `Permission`
+        // error as from map creation, naming the capabilities.
         for want in ["not permitted", "CAP_NET_ADMIN"] {
             assert!(
                 line.contains(want),

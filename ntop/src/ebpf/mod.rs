@@ -91,6 +91,9 @@ pub enum Error {
     /// No interface at all.
     #[error("no interface to monitor; name one with -i IFACE")]
     NoInterface,
+    /// `-i ""` or `-i eth0,,eth1`.
+    #[error("an empty interface name in -i; list names separated by commas, e.g. -i eth0,eth1")]
+    EmptyInterfaceName,
     /// More interfaces than slots.
     #[error("{count} interfaces given, but one ntop monitors at most {max}; run a second ntop")]
     TooManyInterfaces {
@@ -200,18 +203,33 @@ impl std::fmt::Debug for Kernel {
     }
 }
 
-/// Finds an `io::Error` with one of `codes` anywhere in an error's source chain.
-fn has_errno(err: &(dyn std::error::Error + 'static), codes: &[i32]) -> bool {
+/// The first OS error code in an error's source chain. `io::Error`s that wrap another error
+/// (aya wraps the `BPF_PROG_LOAD` error once more) are looked into too: their `source()` skips
+/// the wrapped error itself.
+fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<(i32, String)> {
     let mut cur = Some(err);
     while let Some(e) = cur {
-        if let Some(io) = e.downcast_ref::<io::Error>()
-            && io.raw_os_error().is_some_and(|c| codes.contains(&c))
-        {
-            return true;
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if let Some(code) = io.raw_os_error() {
+                return Some((code, io.to_string()));
+            }
+            if let Some(found) = io.get_ref().and_then(|inner| os_error(inner)) {
+                return Some(found);
+            }
         }
         cur = e.source();
     }
-    false
+    None
+}
+
+/// Whether the error chain holds an OS error with one of `codes`.
+fn has_errno(err: &(dyn std::error::Error + 'static), codes: &[i32]) -> bool {
+    os_error(err).is_some_and(|(code, _)| codes.contains(&code))
+}
+
+/// The text of the first OS error in an error's source chain, else of the error itself.
+fn errno_text(err: &(dyn std::error::Error + 'static)) -> String {
+    os_error(err).map_or_else(|| err.to_string(), |(_, text)| text)
 }
 
 /// The full `a: b: c` text of an error chain.
@@ -257,6 +275,9 @@ fn possible_cpus() -> usize {
 fn resolve(names: &[String]) -> Result<Vec<(String, u32)>, Error> {
     let mut resolved: Vec<(String, u32)> = Vec::new();
     for name in names {
+        if name.is_empty() {
+            return Err(Error::EmptyInterfaceName);
+        }
         if resolved.iter().any(|(n, _)| n == name) {
             return Err(Error::DuplicateInterface(name.clone()));
         }
@@ -298,27 +319,32 @@ fn register_slots(ebpf: &mut Ebpf, resolved: &[(String, u32)]) -> Result<(), Err
 
 /// Loads (verifies) the programs `mode` needs: XDP or TC ingress, and TC egress.
 fn load_programs(ebpf: &mut Ebpf, mode: ModeRequest) -> Result<(), Error> {
+    let failed = |program: &'static str| {
+        move |source: aya::programs::ProgramError| {
+            // Without CAP_NET_ADMIN (XDP, TC) or CAP_PERFMON the kernel refuses the program
+            // itself, after the maps were created.
+            if has_errno(&source, &[libc::EPERM, libc::EACCES]) {
+                Error::Permission(format!(
+                    "loading program `{program}`: {}",
+                    errno_text(&source)
+                ))
+            } else {
+                Error::Program { program, source }
+            }
+        }
+    };
     if mode == ModeRequest::Tc {
         load_program::<SchedClassifier>(ebpf, PROG_TC_INGRESS)?
             .load()
-            .map_err(|source| Error::Program {
-                program: PROG_TC_INGRESS,
-                source,
-            })?;
+            .map_err(failed(PROG_TC_INGRESS))?;
     } else {
         load_program::<Xdp>(ebpf, PROG_XDP)?
             .load()
-            .map_err(|source| Error::Program {
-                program: PROG_XDP,
-                source,
-            })?;
+            .map_err(failed(PROG_XDP))?;
     }
     load_program::<SchedClassifier>(ebpf, PROG_TC_EGRESS)?
         .load()
-        .map_err(|source| Error::Program {
-            program: PROG_TC_EGRESS,
-            source,
-        })
+        .map_err(failed(PROG_TC_EGRESS))
 }
 
 impl Kernel {
@@ -342,7 +368,7 @@ impl Kernel {
             .load(OBJECT)
             .map_err(|e| {
                 if has_errno(&e, &[libc::EPERM, libc::EACCES]) {
-                    Error::Permission(chain(&e))
+                    Error::Permission(format!("creating the maps: {}", errno_text(&e)))
                 } else {
                     Error::Load(e)
                 }
@@ -418,16 +444,28 @@ impl Kernel {
         &mut self.ebpf
     }
 
-    /// Reads every map. Never resets a kernel counter.
+    /// Reads every map into a new [`Sample`]. Never resets a kernel counter.
     ///
     /// # Errors
     /// [`Error::Read`] when a `bpf(2)` call fails.
     pub fn read(&mut self) -> Result<Sample, Error> {
+        let mut sample = Sample::empty();
+        self.read_into(&mut sample)?;
+        Ok(sample)
+    }
+
+    /// Reads every map into `out`, reusing its buffers: the collector keeps one sample, so a
+    /// poll at a million hosts does not allocate and free 180 MB every second.
+    ///
+    /// # Errors
+    /// [`Error::Read`] when a `bpf(2)` call fails; `out` is then incomplete.
+    pub fn read_into(&mut self, out: &mut Sample) -> Result<(), Error> {
         let begin = Instant::now();
-        let at = SystemTime::now();
+        out.at = SystemTime::now();
         let cpus = self.cpus;
 
-        let mut hosts = Vec::with_capacity(self.host_reader_hint());
+        out.hosts.clear();
+        let hosts = &mut out.hosts;
         self.host_reader
             .for_each(&fd(&self.hosts), |k, v| {
                 hosts.push((pod::<HostKey>(k), pod::<HostCounters>(v)));
@@ -437,20 +475,29 @@ impl Kernel {
                 source,
             })?;
 
-        let mut interfaces: Vec<InterfaceSample> = self
-            .interfaces
-            .iter()
-            .map(|a| InterfaceSample {
-                name: a.name.clone(),
-                ifindex: a.ifindex,
-                mode: a.mode,
-                proto: [
-                    Box::new([Counter::default(); PROTO_SLOTS as usize]),
-                    Box::new([Counter::default(); PROTO_SLOTS as usize]),
-                ],
-                other_hosts: HostCounters::default(),
-            })
-            .collect();
+        if out.interfaces.len() != self.interfaces.len() {
+            out.interfaces = self
+                .interfaces
+                .iter()
+                .map(|a| InterfaceSample {
+                    name: a.name.clone(),
+                    ifindex: a.ifindex,
+                    mode: a.mode,
+                    proto: [
+                        Box::new([Counter::default(); PROTO_SLOTS as usize]),
+                        Box::new([Counter::default(); PROTO_SLOTS as usize]),
+                    ],
+                    other_hosts: HostCounters::default(),
+                })
+                .collect();
+        }
+        for iface in &mut out.interfaces {
+            for dir in &mut iface.proto {
+                dir.fill(Counter::default());
+            }
+            iface.other_hosts = HostCounters::default();
+        }
+        let interfaces = &mut out.interfaces;
 
         self.proto_reader
             .for_each(&fd(&self.proto), |k, v| {
@@ -486,7 +533,8 @@ impl Kernel {
                 source,
             })?;
 
-        let mut errors = [0u64; ERROR_KINDS as usize];
+        let errors = &mut out.errors;
+        *errors = [0; ERROR_KINDS as usize];
         self.error_reader
             .for_each(&fd(&self.errors), |k, v| {
                 if let Some(e) = errors.get_mut(pod::<u32>(k) as usize) {
@@ -500,20 +548,10 @@ impl Kernel {
                 source,
             })?;
 
-        Ok(Sample {
-            at,
-            monotonic: self.started.elapsed(),
-            interfaces,
-            hosts,
-            host_capacity: self.host_capacity,
-            errors,
-            poll_duration: begin.elapsed(),
-        })
-    }
-
-    fn host_reader_hint(&self) -> usize {
-        // Grows with use; a poll allocates once.
-        (self.host_capacity as usize).min(1 << 16)
+        out.monotonic = self.started.elapsed();
+        out.host_capacity = self.host_capacity;
+        out.poll_duration = begin.elapsed();
+        Ok(())
     }
 
     /// Detaches everything (also what dropping does) and says what was detached.
@@ -579,13 +617,19 @@ fn attach_ingress(
             &[(XdpMode::Skb, CaptureMode::XdpGeneric, "XDP (generic)")]
         }
     };
-    let mut last = None;
+    // The error to report: the first "hook is busy" one (it names the fix), else the last.
+    let mut last: Option<Error> = None;
+    let mut busy_seen = false;
     for &(xdp_mode, capture, hook) in attempts {
         match xdp.attach_to_if_index(ifindex, xdp_mode) {
             Ok(_) => return Ok(capture),
             Err(e) => {
                 tracing::debug!(iface = name, hook, error = %chain(&e), "XDP attach failed");
                 let busy = has_errno(&e, &[libc::EBUSY, libc::EEXIST]);
+                if busy_seen {
+                    continue;
+                }
+                busy_seen = busy;
                 last = Some(Error::Attach {
                     iface: name.to_owned(),
                     hook,

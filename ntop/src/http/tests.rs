@@ -49,13 +49,13 @@ fn fixture() -> SharedState {
     };
     let mut s = State::new();
     s.ingest(
-        base(0)
+        &base(0)
             .proto(5, 0, TCP4, 1000, 10)
             .host("198.18.0.1", 5, SENT, L4Class::Tcp, 600, 6)
             .build(),
     );
     s.ingest(
-        base(1000)
+        &base(1000)
             .proto(5, 0, TCP4, 3000, 30)
             .proto(7, 0, UDP4, 128, 2)
             .host("198.18.0.1", 5, SENT, L4Class::Tcp, 1600, 16)
@@ -430,7 +430,7 @@ async fn protocols() {
 async fn ipv6_protocol_slots() {
     let mut s = State::new();
     s.ingest(
-        sample(0)
+        &sample(0)
             .iface(5, "veth0")
             .proto(5, 1, IPV6_BASE + 58, 80, 1)
             .proto(5, 0, 253, 10, 1)

@@ -236,7 +236,7 @@ impl State {
 
     /// Takes in one poll of the kernel maps. O(interfaces × slots + sampled hosts); allocates
     /// only for hosts and interfaces seen for the first time (and on counter resets).
-    pub fn ingest(&mut self, sample: Sample) {
+    pub fn ingest(&mut self, sample: &Sample) {
         let Sample {
             at,
             monotonic,
@@ -246,6 +246,8 @@ impl State {
             errors,
             poll_duration,
         } = sample;
+        let (at, monotonic, host_capacity, poll_duration) =
+            (*at, *monotonic, *host_capacity, *poll_duration);
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         self.elapsed = self
@@ -258,7 +260,7 @@ impl State {
             capacity: host_capacity,
             used: hosts.len(),
         };
-        monotonic::advance(&mut self.error_total, &mut self.error_offset, &errors, None);
+        monotonic::advance(&mut self.error_total, &mut self.error_offset, errors, None);
 
         for sampled in interfaces {
             self.ingest_interface(sampled, generation);
@@ -292,7 +294,7 @@ impl State {
         self.last_order = last_order;
     }
 
-    fn ingest_interface(&mut self, sampled: InterfaceSample, generation: u32) {
+    fn ingest_interface(&mut self, sampled: &InterfaceSample, generation: u32) {
         let index = if let Some(index) = self
             .interfaces
             .iter()
@@ -311,7 +313,7 @@ impl State {
         };
         let iface = &mut self.interfaces[index];
         if iface.name != sampled.name {
-            iface.name = sampled.name;
+            iface.name.clone_from(&sampled.name);
         }
         iface.mode = sampled.mode;
         iface.generation = generation;

@@ -170,7 +170,7 @@ fn empty_state() {
 fn interface_totals_and_rates() {
     let mut s = State::new();
     s.ingest(
-        sample(0)
+        &sample(0)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 1000, 10)
             .proto(5, 0, UDP4, 500, 5)
@@ -187,7 +187,7 @@ fn interface_totals_and_rates() {
     assert_eq!(s.poll_duration(), Some(Duration::from_micros(1500)));
 
     s.ingest(
-        sample(2000)
+        &sample(2000)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 3000, 30)
             .proto(5, 0, UDP4, 500, 5)
@@ -203,7 +203,7 @@ fn interface_totals_and_rates() {
 
     // 250 ms later, rx grows by 100 bytes and 1 packet: 400 B/s, 4 packets/s.
     s.ingest(
-        sample(2250)
+        &sample(2250)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 3100, 31)
             .proto(5, 0, UDP4, 500, 5)
@@ -228,8 +228,8 @@ fn protocols_only_with_traffic() {
             .proto(7, 0, UDP4, 10, 1)
             .build()
     };
-    s.ingest(base(0, 1000, 10));
-    s.ingest(base(1000, 4000, 13));
+    s.ingest(&base(0, 1000, 10));
+    s.ingest(&base(1000, 4000, 13));
 
     let all = s.protocols(None);
     let summary: Vec<_> = all
@@ -260,7 +260,7 @@ fn protocols_only_with_traffic() {
 fn interface_counter_reset() {
     let mut s = State::new();
     s.ingest(
-        sample(0)
+        &sample(0)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 1000, 10)
             .proto(5, 0, UDP4, 500, 5)
@@ -269,7 +269,7 @@ fn interface_counter_reset() {
     // The maps were recreated: TCP restarts at 100/1, UDP at 0. Totals go on from 1500/15;
     // the increase is the new raw values, 100 bytes and 1 packet in 1 s.
     s.ingest(
-        sample(1000)
+        &sample(1000)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 100, 1)
             .build(),
@@ -277,7 +277,7 @@ fn interface_counter_reset() {
     assert_eq!(iface(&s, "veth0").rx, traffic(1600, 16, 100.0, 1.0));
     // Growth after the reset: +300 bytes, +3 packets.
     s.ingest(
-        sample(2000)
+        &sample(2000)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 400, 4)
             .build(),
@@ -295,14 +295,14 @@ fn reset_seen_in_one_direction_restarts_both() {
     // growth from 400/4 to 500/5 is 500/5 new, not 100/1.
     let mut s = State::new();
     s.ingest(
-        sample(0)
+        &sample(0)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 400, 4)
             .proto(5, 1, UDP4, 100, 1)
             .build(),
     );
     s.ingest(
-        sample(1000)
+        &sample(1000)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 500, 5)
             .build(),
@@ -315,7 +315,7 @@ fn reset_seen_in_one_direction_restarts_both() {
 fn other_hosts_and_errors_with_resets() {
     let mut s = State::new();
     s.ingest(
-        sample(0)
+        &sample(0)
             .iface(5, "veth0")
             .other(5, SENT, L4Class::Tcp, 700, 7)
             .other(5, SENT, L4Class::Udp, 300, 3)
@@ -352,7 +352,7 @@ fn other_hosts_and_errors_with_resets() {
 
     // Reset of both: other hosts' TCP restarts at 10/1, the errors at 1 and 0.
     s.ingest(
-        sample(1000)
+        &sample(1000)
             .iface(5, "veth0")
             .other(5, SENT, L4Class::Tcp, 10, 1)
             .error(ErrorKind::HostMapFull, 1)
@@ -381,7 +381,7 @@ fn other_hosts_and_errors_with_resets() {
 fn host_totals_rates_and_seen_times() {
     let mut s = State::new();
     s.ingest(
-        sample(0)
+        &sample(0)
             .iface(5, "veth0")
             .host("198.18.0.1", 5, SENT, L4Class::Tcp, 1000, 10)
             .host("198.18.0.1", 5, SENT, L4Class::Udp, 200, 2)
@@ -398,7 +398,7 @@ fn host_totals_rates_and_seen_times() {
 
     // 500 ms later: TCP sent +500 bytes/+5 packets → 1000 B/s, 10 packets/s.
     s.ingest(
-        sample(500)
+        &sample(500)
             .iface(5, "veth0")
             .host("198.18.0.1", 5, SENT, L4Class::Tcp, 1500, 15)
             .host("198.18.0.1", 5, SENT, L4Class::Udp, 200, 2)
@@ -433,7 +433,7 @@ fn host_totals_rates_and_seen_times() {
 
     // Unchanged counters: rates 0, last_seen stays.
     s.ingest(
-        sample(1500)
+        &sample(1500)
             .iface(5, "veth0")
             .host("198.18.0.1", 5, SENT, L4Class::Tcp, 1500, 15)
             .host("198.18.0.1", 5, SENT, L4Class::Udp, 200, 2)
@@ -445,7 +445,7 @@ fn host_totals_rates_and_seen_times() {
     assert_eq!((h.first_seen, h.last_seen), (t(0), t(500)));
 
     // Gone from the map: kept with its totals, rate 0.
-    s.ingest(sample(2500).iface(5, "veth0").build());
+    s.ingest(&sample(2500).iface(5, "veth0").build());
     let h = &s.host_entries("198.18.0.1".parse().unwrap())[0];
     assert_eq!(h.sent, traffic(1700, 17, 0.0, 0.0));
     assert_eq!(h.received, traffic(84, 1, 0.0, 0.0));
@@ -457,9 +457,9 @@ fn host_totals_rates_and_seen_times() {
 #[test]
 fn host_appearing_later_counts_from_zero() {
     let mut s = State::new();
-    s.ingest(sample(0).iface(5, "veth0").build());
+    s.ingest(&sample(0).iface(5, "veth0").build());
     s.ingest(
-        sample(2000)
+        &sample(2000)
             .iface(5, "veth0")
             .host("2001:db8::7", 5, RECEIVED, L4Class::Icmpv6, 300, 3)
             .build(),
@@ -479,9 +479,9 @@ fn host_counter_reset() {
             .host("198.18.0.9", 5, SENT, L4Class::Udp, udp.0, udp.1)
             .build()
     };
-    s.ingest(one(0, (1000, 10), (0, 0)));
+    s.ingest(&one(0, (1000, 10), (0, 0)));
     // Entry recreated: TCP 100/1 (backwards); UDP 50/1 is new traffic even though it grew.
-    s.ingest(one(1000, (100, 1), (50, 1)));
+    s.ingest(&one(1000, (100, 1), (50, 1)));
     let h = &s.host_entries("198.18.0.9".parse().unwrap())[0];
     assert_eq!(h.sent, traffic(1150, 12, 150.0, 2.0));
     assert_eq!(
@@ -500,15 +500,15 @@ fn host_counter_reset() {
     );
     assert_eq!(h.last_seen, t(1000));
     // Then it grows normally: +200 bytes TCP, +2 packets.
-    s.ingest(one(2000, (300, 3), (50, 1)));
+    s.ingest(&one(2000, (300, 3), (50, 1)));
     let h = &s.host_entries("198.18.0.9".parse().unwrap())[0];
     assert_eq!(h.sent, traffic(1350, 14, 200.0, 2.0));
     // Recreated again with nothing yet: no negative rate, totals stay, last_seen stays.
-    s.ingest(one(3000, (0, 0), (0, 0)));
+    s.ingest(&one(3000, (0, 0), (0, 0)));
     let h = &s.host_entries("198.18.0.9".parse().unwrap())[0];
     assert_eq!(h.sent, traffic(1350, 14, 0.0, 0.0));
     assert_eq!(h.last_seen, t(2000));
-    s.ingest(one(4000, (40, 1), (0, 0)));
+    s.ingest(&one(4000, (40, 1), (0, 0)));
     let h = &s.host_entries("198.18.0.9".parse().unwrap())[0];
     assert_eq!(h.sent, traffic(1390, 15, 40.0, 1.0));
 }
@@ -519,7 +519,7 @@ fn hosts_listed_in_another_order() {
     // still credit every host with its own counters.
     let mut s = State::new();
     s.ingest(
-        sample(0)
+        &sample(0)
             .iface(5, "veth0")
             .host("10.0.0.1", 5, SENT, L4Class::Tcp, 100, 1)
             .host("10.0.0.2", 5, SENT, L4Class::Tcp, 200, 2)
@@ -527,7 +527,7 @@ fn hosts_listed_in_another_order() {
             .build(),
     );
     s.ingest(
-        sample(1000)
+        &sample(1000)
             .iface(5, "veth0")
             .host("10.0.0.3", 5, SENT, L4Class::Tcp, 330, 4)
             .host("10.0.0.4", 5, SENT, L4Class::Tcp, 5, 1)
@@ -535,7 +535,7 @@ fn hosts_listed_in_another_order() {
             .build(),
     );
     s.ingest(
-        sample(2000)
+        &sample(2000)
             .iface(5, "veth0")
             .host("10.0.0.1", 5, SENT, L4Class::Tcp, 111, 3)
             .host("10.0.0.3", 5, SENT, L4Class::Tcp, 333, 5)
@@ -561,8 +561,8 @@ fn host_listed_twice_in_one_sample() {
         sample.hosts.push(sample.hosts[0]);
         sample
     };
-    s.ingest(twice(0, 100));
-    s.ingest(twice(1000, 400));
+    s.ingest(&twice(0, 100));
+    s.ingest(&twice(1000, 400));
     assert_eq!(s.host_count(), 1);
     assert_eq!(iface(&s, "veth0").hosts, 1);
     let h = &s.host_entries("10.0.0.1".parse().unwrap())[0];
@@ -573,13 +573,13 @@ fn host_listed_twice_in_one_sample() {
 fn zero_elapsed_means_zero_rate() {
     let mut s = State::new();
     s.ingest(
-        sample(1000)
+        &sample(1000)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 10, 1)
             .build(),
     );
     s.ingest(
-        sample(1000)
+        &sample(1000)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 20, 2)
             .build(),
@@ -590,15 +590,15 @@ fn zero_elapsed_means_zero_rate() {
 #[test]
 fn interface_gone_keeps_totals_without_rate() {
     let mut s = State::new();
-    s.ingest(sample(0).iface(5, "veth0").proto(5, 0, TCP4, 10, 1).build());
+    s.ingest(&sample(0).iface(5, "veth0").proto(5, 0, TCP4, 10, 1).build());
     s.ingest(
-        sample(1000)
+        &sample(1000)
             .iface(5, "veth0")
             .proto(5, 0, TCP4, 20, 2)
             .build(),
     );
     assert_eq!(iface(&s, "veth0").rx, traffic(20, 2, 10.0, 1.0));
-    s.ingest(sample(2000).build());
+    s.ingest(&sample(2000).build());
     assert_eq!(iface(&s, "veth0").rx, traffic(20, 2, 0.0, 0.0));
 }
 
@@ -606,7 +606,7 @@ fn interface_gone_keeps_totals_without_rate() {
 fn lookup_by_both_address_forms_and_interfaces() {
     let mut s = State::new();
     s.ingest(
-        sample(0)
+        &sample(0)
             .iface(7, "veth1")
             .iface(5, "veth0")
             .host("198.18.0.1", 5, SENT, L4Class::Tcp, 10, 1)
@@ -639,7 +639,7 @@ fn lookup_by_both_address_forms_and_interfaces() {
     assert_eq!(iface(&s, "veth1").hosts, 1);
 
     // An interface that shows up after its hosts counts them.
-    s.ingest(sample(1000).iface(9, "veth9").build());
+    s.ingest(&sample(1000).iface(9, "veth9").build());
     assert_eq!(iface(&s, "veth9").hosts, 1);
     assert_eq!(
         s.host_entries("198.18.0.1".parse().unwrap())[2].interface,
@@ -660,7 +660,7 @@ fn lookup_by_both_address_forms_and_interfaces() {
 fn six_hosts() -> State {
     let mut s = State::new();
     s.ingest(
-        sample(0)
+        &sample(0)
             .iface(5, "veth0")
             .iface(7, "veth1")
             .host("10.0.0.1", 5, SENT, L4Class::Tcp, 100, 1)
@@ -673,7 +673,7 @@ fn six_hosts() -> State {
             .build(),
     );
     s.ingest(
-        sample(1000)
+        &sample(1000)
             .iface(5, "veth0")
             .iface(7, "veth1")
             .host("10.0.0.1", 5, SENT, L4Class::Tcp, 100, 1)
@@ -929,7 +929,7 @@ fn paging_agrees_with_a_full_sort() {
         b = b.host(&ip, 5, SENT, L4Class::Tcp, (i * 7919) % 1000, 1);
     }
     let mut s = State::new();
-    s.ingest(b.build());
+    s.ingest(&b.build());
     for (offset, limit) in [(0, 10), (13, 17), (990, 10), (995, 100), (500, 1)] {
         let page = s.hosts(&HostQuery {
             offset,
@@ -960,8 +960,8 @@ fn many_hosts_ingest() {
         sample
     };
     let mut s = State::new();
-    s.ingest(build(0, 100));
-    s.ingest(build(1000, 150));
+    s.ingest(&build(0, 100));
+    s.ingest(&build(1000, 150));
     assert_eq!(s.host_count(), 100_000);
     assert_eq!(iface(&s, "veth0").hosts, 100_000);
     let top = s.hosts(&HostQuery {
@@ -1015,11 +1015,11 @@ fn timing() {
         };
         let mut s = State::new();
         let started = Instant::now();
-        s.ingest(build(0, 100));
+        s.ingest(&build(0, 100));
         let first = started.elapsed();
         let sample = build(1000, 200);
         let started = Instant::now();
-        s.ingest(sample);
+        s.ingest(&sample);
         let steady = started.elapsed();
         let started = Instant::now();
         let page = s.hosts(&HostQuery {
@@ -1032,7 +1032,7 @@ fn timing() {
         let mut sample = build(2000, 300);
         sample.hosts.reverse();
         let started = Instant::now();
-        s.ingest(sample);
+        s.ingest(&sample);
         let reordered = started.elapsed();
         println!(
             "{n} hosts: first ingest {first:?}, steady ingest {steady:?} \
