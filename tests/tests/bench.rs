@@ -3,7 +3,8 @@
 //!
 //! - Per-packet cost of the kernel programs through `BPF_PROG_TEST_RUN`, beside programs that
 //!   only pass the packet.
-//! - The collector's poll cost (`Kernel::read` + `State::ingest`) at 10k and 100k hosts.
+//! - The collector's poll cost (`Kernel::read_into` a reused sample + `State::ingest`, as the
+//!   collector thread does it) at 10k and 100k hosts.
 //! - The live receive rate of a 2-queue veth flooded by `trafgen` with 64-byte UDP frames, with
 //!   the ntop daemon attached, with an empty native XDP program attached, and with nothing
 //!   attached, interleaved in one run (`docs/BENCHMARKS.md` has results and how to read them).
@@ -11,8 +12,7 @@
 use std::{
     fmt::Write as _,
     fs,
-    io::{Read as _, Write as _},
-    net::{Ipv4Addr, SocketAddr, TcpStream},
+    net::{Ipv4Addr, UdpSocket},
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -23,10 +23,11 @@ use ntop::{
         Kernel, LoadOptions, ModeRequest, PROG_BENCH_TC_NEXT, PROG_BENCH_XDP_PASS, PROG_TC_EGRESS,
         PROG_XDP,
     },
+    sample::Sample,
     state::State,
 };
 use ntop_common::testing::{eth, frame, ipv4, ipv4_between, ipv6, tcp, udp};
-use ntop_tests::{Netns, NsChild, TestNet, VethConfig, link_stats, ntop_bin, wait_until};
+use ntop_tests::{Daemon, TestNet, VethConfig, link_stats, wait_until};
 
 const LO: u32 = 1;
 
@@ -179,7 +180,7 @@ fn bpf_per_packet_cost() {
 #[test]
 #[ignore = "benchmark: cargo xtask bench"]
 fn collector_poll_cost() {
-    println!("| active hosts | Kernel::read (median) | State::ingest (median) | total |");
+    println!("| active hosts | Kernel::read_into (median) | State::ingest (median) | total |");
     println!("|---|---|---|---|");
     for hosts in [10_000u32, 100_000] {
         let mut k = load(hosts + 16);
@@ -195,18 +196,20 @@ fn collector_poll_cost() {
             per_packet(&mut k, PROG_XDP, true, &f, 1);
         }
         let mut state = State::new();
+        // One sample reused across polls, like the collector thread.
+        let mut sample = Sample::empty();
         let mut reads = Vec::new();
         let mut ingests = Vec::new();
         for _ in 0..11 {
             let t = Instant::now();
-            let sample = k.read().unwrap();
+            k.read_into(&mut sample).unwrap();
             reads.push(t.elapsed());
             assert!(
                 sample.hosts.len() > usize::try_from(hosts).unwrap(),
                 "every host was inserted"
             );
             let t = Instant::now();
-            state.ingest(sample);
+            state.ingest(&sample);
             ingests.push(t.elapsed());
         }
         reads.sort();
@@ -217,13 +220,13 @@ fn collector_poll_cost() {
 }
 
 /// Frames per `trafgen` run, split evenly over its two processes.
-const TRAFGEN_FRAMES: u64 = 4_000_000;
+const TRAFGEN_FRAMES: u64 = 3_000_000;
 /// Measured runs of each receiver configuration.
-const TRAFGEN_ROUNDS: usize = 5;
-/// Where the daemon's API listens, inside the receiving namespace.
-const NTOP_API: &str = "127.0.0.1:3000";
+const TRAFGEN_ROUNDS: usize = 7;
 /// Second source address of the flood (the first is the sender's own address).
 const SECOND_SOURCE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+/// Destination port of the flood (discard), bound on the receiver by a socket nobody reads.
+const FLOOD_PORT: u16 = 9;
 
 /// What is attached to the receiving veth during a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,7 +266,7 @@ impl Run {
     }
 }
 
-/// `n` as `f64` (exact below 2^53, far above any packet count here).
+/// `n` as `f64` (packet counts here stay far below 2^32).
 fn u64_to_f64(n: u64) -> f64 {
     let n = u32::try_from(n).expect("packet count below 2^32");
     f64::from(n)
@@ -293,9 +296,16 @@ fn parse_mac(text: &str) -> [u8; 6] {
 }
 
 /// A 64-byte Ethernet/IPv4/UDP frame (22 bytes of payload, valid IPv4 checksum, no UDP
-/// checksum) to the discard port.
+/// checksum) to [`FLOOD_PORT`].
 fn udp64(dst_mac: [u8; 6], src_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, sport: u16) -> Vec<u8> {
-    let mut ip = ipv4_between(src.octets(), dst.octets(), 17, 0, 0, &udp(sport, 9, 22));
+    let mut ip = ipv4_between(
+        src.octets(),
+        dst.octets(),
+        17,
+        0,
+        0,
+        &udp(sport, FLOOD_PORT, 22),
+    );
     let sum = ipv4_header_checksum(&ip[..20]);
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
     let f = frame(&[&dst_mac, &src_mac, &0x0800_u16.to_be_bytes(), &ip]);
@@ -314,7 +324,10 @@ impl TrafgenConfig {
     /// One frame per CPU of the sender, as plain bytes (`cpu(N): { 0x.., … }`): CPU 0 sends from
     /// the sender's address and port 1000, CPU 1 from [`SECOND_SOURCE`] and port 1001, both to
     /// the receiver. `trafgen -P2` pins one process per CPU, and a packet socket's skb gets the
-    /// sending CPU as its queue hint, so CPU N's frames take tx queue N and arrive on rx queue N.
+    /// sending CPU as its queue hint, so CPU N's frames take tx queue N and arrive on rx queue N
+    /// ([`xdp_queue_packets`] checks that). Plain bytes, because trafgen 0.6.8's header
+    /// functions (`eth(…)`, `ipv4(…)`) in `cpu(N):` packets crashed its worker here, after
+    /// which trafgen waits forever.
     fn write(net: &TestNet) -> Self {
         let dst_mac = parse_mac(&net.link.mac_b);
         let src_mac = parse_mac(&net.link.mac_a);
@@ -393,85 +406,49 @@ fn trafgen(net: &TestNet, config: &TrafgenConfig, frames: u64) -> Run {
     Run { received, elapsed }
 }
 
-/// `GET path` from the daemon's API inside `ns`: the JSON body of a 200 answer, or `None`.
-fn api_get(ns: &Netns, path: &str) -> Option<serde_json::Value> {
-    let addr: SocketAddr = NTOP_API.parse().expect("a socket address");
-    let raw = ns.enter(|| -> Option<Vec<u8>> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).ok()?;
-        Some(raw)
-    })?;
-    let text = String::from_utf8(raw).ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let head = head.to_ascii_lowercase();
+/// Packets the receiving veth's rx queues 0 and 1 took through the XDP (NAPI) path
+/// (`rx_queue_N_xdp_packets` of `ethtool -S`; counted only while an XDP program is attached).
+fn xdp_queue_packets(net: &TestNet) -> [u64; 2] {
+    let out = net.b.run("ethtool", ["-S", net.link.dev_b.as_str()]);
+    [0, 1].map(|q| {
+        let key = format!("rx_queue_{q}_xdp_packets:");
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(key.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in `ethtool -S {}`:\n{out}", net.link.dev_b))
+    })
+}
+
+/// [`trafgen`] with an XDP program attached to veth B; panics unless each of its two rx queues
+/// took at least a quarter of the frames.
+fn trafgen_xdp(net: &TestNet, config: &TrafgenConfig, frames: u64) -> Run {
+    let before = xdp_queue_packets(net);
+    let run = trafgen(net, config, frames);
+    let after = xdp_queue_packets(net);
+    let per_queue = [after[0] - before[0], after[1] - before[1]];
     assert!(
-        !head.contains("transfer-encoding: chunked"),
-        "the API answered with a chunked body; this reader expects Content-Length:\n{head}"
+        per_queue.iter().all(|&q| q >= run.received / 4),
+        "the two rx queues of {} took {per_queue:?} of {} frames: both should be busy",
+        net.link.dev_b,
+        run.received
     );
-    head.starts_with("http/1.1 200")
-        .then(|| serde_json::from_str(body).ok())
-        .flatten()
+    run
 }
 
 /// The daemon's entry for `dev` in `GET /api/v1/interfaces`.
-fn ntop_interface(ns: &Netns, dev: &str) -> Option<serde_json::Value> {
-    let mut doc = api_get(ns, "/api/v1/interfaces")?;
+fn ntop_interface(daemon: &Daemon, dev: &str) -> Option<serde_json::Value> {
+    let mut doc = daemon.get("/api/v1/interfaces");
     let list = doc["interfaces"].as_array_mut()?;
     let i = list.iter().position(|i| i["name"] == dev)?;
     Some(list.swap_remove(i))
 }
 
-/// Starts the daemon on veth B and waits until its API answers with the interface attached in
-/// native XDP mode.
-fn start_ntop(net: &TestNet) -> NsChild {
-    let mut child = net.b.spawn(
-        ntop_bin(),
-        [
-            "-i",
-            &net.link.dev_b,
-            "-w",
-            NTOP_API,
-            "--capture-mode",
-            "xdp-native",
-            "--memory-budget",
-            "16M",
-        ],
-    );
-    let ready = wait_until(Duration::from_secs(15), Duration::from_millis(20), || {
-        if let Some(status) = child.try_wait() {
-            return Some(Err(status));
-        }
-        ntop_interface(&net.b, &net.link.dev_b)
-            .filter(|i| i["capture_mode"] == "xdp-native")
-            .map(|_| Ok(()))
-    });
-    match ready {
-        Some(Ok(())) => child,
-        Some(Err(status)) => panic!(
-            "ntop exited ({status}) before its API answered:\n{}",
-            child.stderr()
-        ),
-        None => panic!(
-            "ntop's API did not show {} in xdp-native mode within 15 s:\n{}",
-            net.link.dev_b,
-            child.stderr()
-        ),
-    }
-}
-
-/// Waits until the daemon has polled `expected` received packets on veth B (it polls once a
+/// Waits until the daemon has polled `expected` received packets on `dev` (it polls once a
 /// second), and returns its count then (the last one seen if it never got there).
-fn ntop_rx_packets(net: &TestNet, expected: u64) -> u64 {
+fn ntop_rx_packets(daemon: &Daemon, dev: &str, expected: u64) -> u64 {
     let mut last = 0;
     wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
-        last = ntop_interface(&net.b, &net.link.dev_b)?["rx"]["packets"].as_u64()?;
+        last = ntop_interface(daemon, dev)?["rx"]["packets"].as_u64()?;
         (last >= expected).then_some(())
     });
     last
@@ -506,23 +483,36 @@ fn attach_empty_xdp(net: &TestNet) -> Kernel {
 /// before the daemon started until after the send, and the daemon's own count (which must be
 /// equal: native XDP on a veth sees every packet the veth counts).
 fn ntop_run(net: &TestNet, config: &TrafgenConfig) -> (Run, u64, u64) {
-    let attached = link_stats(&net.b, &net.link.dev_b);
-    let mut daemon = start_ntop(net);
-    let run = trafgen(net, config, TRAFGEN_FRAMES);
-    let link = link_stats(&net.b, &net.link.dev_b)
-        .since(&attached)
-        .rx_packets;
-    let ntop = ntop_rx_packets(net, link);
-    let status = daemon.stop(Duration::from_secs(5));
-    assert!(
-        status.success(),
-        "ntop exited with {status}:\n{}",
-        daemon.stderr()
+    let dev = net.link.dev_b.as_str();
+    let attached = link_stats(&net.b, dev);
+    // Listens on `daemon::API` (127.0.0.1:3000) inside the namespace; `start` returns after
+    // the first poll, so the programs are attached.
+    let daemon = Daemon::start(
+        &net.b,
+        &[
+            "-i",
+            dev,
+            "--capture-mode",
+            "xdp-native",
+            "--memory-budget",
+            "16M",
+        ],
     );
+    let mode = ntop_interface(&daemon, dev).map(|i| i["capture_mode"].clone());
+    assert_eq!(
+        mode,
+        Some("xdp-native".into()),
+        "ntop's capture mode on {dev}"
+    );
+    let run = trafgen_xdp(net, config, TRAFGEN_FRAMES);
+    let link = link_stats(&net.b, dev).since(&attached).rx_packets;
+    let ntop = ntop_rx_packets(&daemon, dev, link);
+    let log = daemon.stderr();
+    let status = daemon.stop();
+    assert!(status.success(), "ntop exited with {status}:\n{log}");
     assert_eq!(
         ntop, link,
-        "ntop's rx packets on {} against the kernel's rx_packets delta",
-        net.link.dev_b
+        "ntop's rx packets on {dev} against the kernel's rx_packets delta"
     );
     (run, link, ntop)
 }
@@ -538,8 +528,16 @@ fn median_of(values: &[f64]) -> f64 {
 #[ignore = "benchmark: cargo xtask bench"]
 fn live_receive_rate_trafgen() {
     let net = TestNet::new(&VethConfig::default().queues(2));
-    // The second source gets a permanent neighbour entry like the first, so the receiver's
-    // (rate-limited) ICMP port-unreachable answers never start ARP.
+    // A socket on the flood's port that is never read: once its buffer is full, each datagram
+    // goes through IP and the UDP socket lookup and is dropped at the socket (UdpRcvbufErrors).
+    // Without it every datagram would make the receiver route an ICMP port-unreachable
+    // answer before rate-limiting it, which costs more than the rest of the receive path.
+    let sink = net
+        .b
+        .enter(|| UdpSocket::bind((net.link.ipv4_b, FLOOD_PORT)))
+        .expect("binding the flood's UDP port on the receiver");
+    // The second source gets a permanent neighbour entry like the first (no ARP, whatever the
+    // receiver answers).
     net.b.ip([
         "neigh",
         "replace",
@@ -555,12 +553,15 @@ fn live_receive_rate_trafgen() {
     // Warm-up, not measured.
     trafgen(&net, &config, TRAFGEN_FRAMES / 8);
 
-    let mut runs: Vec<(Receiver, Run)> = Vec::new();
+    // rounds[n][i] is round n's run of Receiver::ALL[i].
+    let mut rounds: Vec<[Run; 3]> = Vec::new();
     let mut counts: Vec<(u64, u64)> = Vec::new();
     for round in 0..TRAFGEN_ROUNDS {
+        let mut this = [None; 3];
         // Each round starts with the next configuration: A,B,C then B,C,A, …
-        for i in 0..Receiver::ALL.len() {
-            let receiver = Receiver::ALL[(round + i) % Receiver::ALL.len()];
+        for k in 0..Receiver::ALL.len() {
+            let i = (round + k) % Receiver::ALL.len();
+            let receiver = Receiver::ALL[i];
             let run = match receiver {
                 Receiver::Ntop => {
                     let (run, link, ntop) = ntop_run(&net, &config);
@@ -569,7 +570,7 @@ fn live_receive_rate_trafgen() {
                 }
                 Receiver::EmptyXdp => {
                     let kernel = attach_empty_xdp(&net);
-                    let run = trafgen(&net, &config, TRAFGEN_FRAMES);
+                    let run = trafgen_xdp(&net, &config, TRAFGEN_FRAMES);
                     drop(kernel);
                     run
                 }
@@ -582,70 +583,86 @@ fn live_receive_rate_trafgen() {
                 run.elapsed.as_secs_f64(),
                 run.mpps()
             );
-            runs.push((receiver, run));
+            this[i] = Some(run);
         }
+        rounds.push(this.map(|r| r.expect("every configuration ran")));
     }
-
-    print_live_table(&runs, &counts);
+    drop(sink);
+    print_live_tables(&rounds, &counts);
 }
 
-/// The Markdown tables of [`live_receive_rate_trafgen`].
-fn print_live_table(runs: &[(Receiver, Run)], counts: &[(u64, u64)]) {
-    let of = |r: Receiver| -> Vec<Run> {
-        runs.iter()
-            .filter(|(x, _)| *x == r)
-            .map(|&(_, run)| run)
-            .collect()
+/// The Markdown tables of [`live_receive_rate_trafgen`]: medians over the rounds, then each
+/// round with its own ratios (robust to drift between rounds), then ntop's counts.
+fn print_live_tables(rounds: &[[Run; 3]], counts: &[(u64, u64)]) {
+    let [ntop, empty, nothing] = [0, 1, 2].map(|i| {
+        let rates: Vec<f64> = rounds.iter().map(|r| r[i].mpps()).collect();
+        median_of(&rates)
+    });
+    let median_ratio = |a: usize, b: usize| {
+        let ratios: Vec<f64> = rounds.iter().map(|r| r[a].mpps() / r[b].mpps()).collect();
+        median_of(&ratios)
     };
-    let mpps = |r: Receiver| median_of(&of(r).iter().map(|run| run.mpps()).collect::<Vec<_>>());
-    let delivered = |r: Receiver| {
-        median_of(
-            &of(r)
-                .iter()
-                .map(|run| u64_to_f64(run.received) / u64_to_f64(TRAFGEN_FRAMES) * 100.0)
-                .collect::<Vec<_>>(),
-        )
-    };
-    let (ntop, empty, nothing) = (
-        mpps(Receiver::Ntop),
-        mpps(Receiver::EmptyXdp),
-        mpps(Receiver::Nothing),
+    println!(
+        "\n{} rounds of {TRAFGEN_FRAMES} 64-byte UDP frames, trafgen -P2 into a 2-queue veth; \
+         medians\n",
+        rounds.len()
     );
     println!(
-        "\n{TRAFGEN_ROUNDS} rounds of {TRAFGEN_FRAMES} 64-byte UDP frames, trafgen -P2 into a \
-         2-queue veth\n"
+        "| receiver | median Mpps | ratio to nothing attached | ratio to empty XDP | delivered |"
     );
-    println!(
-        "| receiver | median Mpps | runs (Mpps) | ratio to nothing attached | ratio to empty XDP \
-         | delivered (median) |"
-    );
-    println!("|---|---|---|---|---|---|");
-    for r in Receiver::ALL {
-        let all: Vec<String> = of(r)
-            .iter()
-            .map(|run| format!("{:.3}", run.mpps()))
-            .collect();
-        let to_empty = if r == Receiver::Ntop {
-            format!("{:.3}", ntop / empty)
-        } else if r == Receiver::EmptyXdp {
-            "1".to_owned()
-        } else {
-            "–".to_owned()
+    println!("|---|---|---|---|---|");
+    for (i, (r, mpps)) in Receiver::ALL
+        .into_iter()
+        .zip([ntop, empty, nothing])
+        .enumerate()
+    {
+        let to_empty = match r {
+            Receiver::Ntop => format!("{:.3}", ntop / empty),
+            Receiver::EmptyXdp => "1".to_owned(),
+            Receiver::Nothing => "–".to_owned(),
         };
+        let delivered: Vec<f64> = rounds
+            .iter()
+            .map(|round| u64_to_f64(round[i].received) / u64_to_f64(TRAFGEN_FRAMES) * 100.0)
+            .collect();
         println!(
-            "| {} | {:.3} | {} | {:.3} | {to_empty} | {:.1} % |",
+            "| {} | {mpps:.3} | {:.3} | {to_empty} | {:.1} % |",
             r.label(),
-            mpps(r),
-            all.join(", "),
-            mpps(r) / nothing,
-            delivered(r)
+            mpps / nothing,
+            median_of(&delivered)
         );
     }
-    // Both CPUs are busy for the whole send (one trafgen process each, the receive path runs in
-    // their softirq), so wall time per packet × 2 is CPU time per packet.
     println!(
-        "\nCPU time per packet, ntop over the empty XDP program (2 busy CPUs): {:.0} ns",
-        2.0 * (1e3 / ntop - 1e3 / empty)
+        "\n| round | ntop Mpps | empty XDP Mpps | nothing Mpps | ntop / empty XDP | ntop / nothing \
+         | empty XDP / nothing |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (n, r) in rounds.iter().enumerate() {
+        let [a, b, c] = r.map(Run::mpps);
+        println!(
+            "| {} | {a:.3} | {b:.3} | {c:.3} | {:.3} | {:.3} | {:.3} |",
+            n + 1,
+            a / b,
+            a / c,
+            b / c
+        );
+    }
+    println!(
+        "| median | {ntop:.3} | {empty:.3} | {nothing:.3} | {:.3} | {:.3} | {:.3} |",
+        median_ratio(0, 1),
+        median_ratio(0, 2),
+        median_ratio(1, 2)
+    );
+    // Both CPUs send and receive for the whole run (one trafgen process each; the receive path
+    // runs in their softirq), so wall time per packet × 2 approximates CPU time per packet.
+    let extra: Vec<f64> = rounds
+        .iter()
+        .map(|r| 2.0 * (1e3 / r[0].mpps() - 1e3 / r[1].mpps()))
+        .collect();
+    println!(
+        "\nCPU time per packet of ntop over the empty XDP program, median of the rounds (assumes \
+         both CPUs busy): {:.0} ns",
+        median_of(&extra)
     );
     println!("\n| ntop run | veth rx_packets delta | ntop rx packets (API) |");
     println!("|---|---|---|");
