@@ -67,6 +67,9 @@ enum Task {
         #[arg(last = true)]
         cargo_args: Vec<OsString>,
     },
+    /// Lint everything: clippy on the workspace (pedantic, warnings are errors), clippy on the
+    /// eBPF crate for the BPF target (Debian's clippy, the `ntop-bpf` toolchain), rustfmt.
+    Lint,
     /// Run the benchmarks (release build, root, one at a time); all of them without NAME.
     Bench {
         /// Which benchmarks to run.
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
             no_root_tests,
             cargo_args,
         } => test(no_root_tests, &cargo_args),
+        Task::Lint => lint(),
         Task::Bench {
             names,
             harness_args,
@@ -184,6 +188,51 @@ fn exit_code(ok: bool) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn lint() -> Result<ExitCode> {
+    setup::run()?;
+    let host = run_cmd(&mut cargo([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "ntop-ebpf",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The kernel programs only build for the BPF target, with the toolchain that has its core
+    // library; aya-build passes the same cfg and RUSTC_BOOTSTRAP when it builds them.
+    let mut ebpf = Command::new("rustup");
+    ebpf.args([
+        "run",
+        setup::TOOLCHAIN,
+        "cargo",
+        "clippy",
+        "-p",
+        "ntop-ebpf",
+    ])
+    .args([
+        "--target",
+        "bpfel-unknown-none",
+        "--release",
+        "--",
+        "-D",
+        "warnings",
+    ])
+    .current_dir(workspace_root())
+    .env("RUSTC_BOOTSTRAP", "aya_ebpf,ntop")
+    .env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        "--cfg=bpf_target_arch=\"x86_64\"",
+    )
+    .env("CARGO_TARGET_DIR", target_dir().join("bpf-clippy"))
+    .env_remove("RUSTC")
+    .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    let ebpf = run_cmd(&mut ebpf)?;
+    let fmt = run_cmd(&mut cargo(["fmt", "--all", "--check"]))?;
+    Ok(exit_code(host && ebpf && fmt))
 }
 
 fn build(release: bool) -> Result<ExitCode> {

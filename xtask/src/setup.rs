@@ -27,7 +27,12 @@ use crate::{is_root, show};
 const PACKAGES: &[(&str, &[&str])] = &[
     (
         "Debian's Rust toolchain with a BPF core",
-        &["rustc-web", "cargo-web", "libstd-rust-web-dev-bpf"],
+        &[
+            "rustc-web",
+            "cargo-web",
+            "libstd-rust-web-dev-bpf",
+            "rust-web-clippy",
+        ],
     ),
     (
         "LLVM 22 libraries for bpf-linker",
@@ -56,7 +61,7 @@ const PACKAGES: &[(&str, &[&str])] = &[
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
-const TOOLCHAIN: &str = "ntop-bpf";
+pub(crate) const TOOLCHAIN: &str = "ntop-bpf";
 const BPF_CORE_DIR: &str = "/usr/lib/rustlib/bpfel-unknown-none/lib";
 const BPFFS: &str = "/sys/fs/bpf";
 
