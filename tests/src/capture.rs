@@ -19,8 +19,9 @@ use std::{
     ffi::CString,
     fs::{self, File},
     io::{self, BufWriter, Write as _},
-    mem,
+    iter, mem,
     net::IpAddr,
+    ops,
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     path::{Path, PathBuf},
     process::Command,
@@ -472,9 +473,27 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, p: &Packet) {
+    /// Counts `p`: one more frame, `p.len` more bytes.
+    pub fn add(&mut self, p: &Packet) {
         self.packets += 1;
         self.bytes += p.len;
+    }
+}
+
+impl ops::Add for Totals {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            packets: self.packets + other.packets,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+}
+
+impl iter::Sum for Totals {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), |a, b| a + b)
     }
 }
 

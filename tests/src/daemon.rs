@@ -3,23 +3,27 @@
 
 use std::{
     io::{Read as _, Write as _},
-    net::{SocketAddr, TcpStream},
-    process::ExitStatus,
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
+    process::{Command, ExitStatus},
     time::Duration,
 };
 
 use serde_json::Value;
 
-use crate::{Netns, NsChild, ntop_bin, wait_until};
+use crate::{Netns, NsChild, netns::show, ntop_bin, wait_until};
 
-/// Where the daemon listens inside its namespace.
-pub const API: &str = "127.0.0.1:3000";
+/// Where [`Daemon::start`] makes the daemon listen inside its namespace.
+pub const API: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
 
-/// A running `ntop`.
+/// Bound on start-up: a debug build loading BPF on a busy machine.
+const STARTUP: Duration = Duration::from_mins(1);
+
+/// A running `ntop`, killed when dropped.
 #[derive(Debug)]
 pub struct Daemon<'a> {
     child: NsChild,
     ns: &'a Netns,
+    addr: SocketAddr,
 }
 
 /// `GET path` on `addr` inside `ns`: the status code and body, or `None` if nothing answers.
@@ -67,35 +71,62 @@ fn dechunk(mut body: &str) -> String {
 }
 
 impl<'a> Daemon<'a> {
-    /// Starts `ntop -w 127.0.0.1:3000 ARGS` in `ns` and waits (at most 20 s) until it has
-    /// polled the kernel once.
+    /// Starts `ntop -w 127.0.0.1:3000 ARGS` in `ns`; see [`Daemon::spawn`].
     #[track_caller]
     #[must_use]
     pub fn start(ns: &'a Netns, args: &[&str]) -> Self {
         let mut cmd = ns.command(ntop_bin());
-        cmd.args(["-w", API]).args(args);
+        cmd.arg("-w").arg(API.to_string()).args(args);
+        Self::spawn(ns, API, cmd)
+    }
+
+    /// Starts `cmd`, an `ntop` command in `ns` whose arguments make it serve on `addr` (`-w
+    /// ADDR`), and waits (at most 1 min) until its API answers and it has polled the kernel once
+    /// (`polled_at` in `/api/v1/interfaces`). It binds its port before loading the programs but
+    /// serves only after attaching them, so by then everything is attached. Panics if it exits
+    /// first or does not get there in time.
+    #[track_caller]
+    #[must_use]
+    pub fn spawn(ns: &'a Netns, addr: SocketAddr, cmd: Command) -> Self {
+        let what = show(&cmd);
         let mut child = NsChild::spawn(cmd);
-        let ready = wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+        let ready = wait_until(STARTUP, Duration::from_millis(20), || {
             if let Some(status) = child.try_wait() {
-                panic!("ntop exited during startup ({status}): {}", child.stderr());
+                return Some(Err(status));
             }
-            let (code, body) = http_get(ns, API.parse().ok()?, "/api/v1/interfaces")?;
+            let (code, body) = http_get(ns, addr, "/api/v1/interfaces")?;
             let v: Value = serde_json::from_str(&body).ok()?;
-            (code == 200 && !v["polled_at"].is_null()).then_some(())
+            (code == 200 && !v["polled_at"].is_null()).then_some(Ok(()))
         });
-        assert!(
-            ready.is_some(),
-            "ntop did not answer within 20 s: {}",
-            child.stderr()
-        );
-        Self { child, ns }
+        match ready {
+            Some(Ok(())) => Self { child, ns, addr },
+            Some(Err(status)) => panic!(
+                "`{what}` exited ({status}) before serving; stderr:\n{}",
+                child.stderr()
+            ),
+            None => panic!(
+                "`{what}` did not answer on {addr} within {STARTUP:?}; stderr:\n{}",
+                child.stderr()
+            ),
+        }
+    }
+
+    /// Where the API listens (in the daemon's namespace).
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The process, for signals, its exit status and its output.
+    pub fn child(&mut self) -> &mut NsChild {
+        &mut self.child
     }
 
     /// `GET path` as JSON; panics unless the answer is 200 with a JSON body.
     #[track_caller]
     #[must_use]
     pub fn get(&self, path: &str) -> Value {
-        let (code, body) = http_get(self.ns, API.parse().expect("API address"), path)
+        let (code, body) = http_get(self.ns, self.addr, path)
             .unwrap_or_else(|| panic!("no answer to GET {path}: {}", self.child.stderr()));
         assert_eq!(code, 200, "GET {path}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))

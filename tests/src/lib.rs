@@ -1,6 +1,7 @@
 //! Harness for ntop's integration tests: network namespaces joined by veth pairs, traffic
 //! generators bounded in count and time, and oracles that do not depend on ntop (the kernel's
-//! link counters, SNMP counters, and packet captures dissected by tshark).
+//! link counters, SNMP counters, and packet captures dissected by tshark). It also runs the
+//! daemon ([`Daemon`]) and loads its kernel programs for `BPF_PROG_TEST_RUN` ([`testrun`]).
 //!
 //! Rules the helpers keep:
 //! - They need root and panic with a message naming what failed (`#[track_caller]` points at
@@ -32,6 +33,7 @@ pub mod capture;
 pub mod daemon;
 pub mod netns;
 pub mod stats;
+pub mod testrun;
 pub mod traffic;
 pub mod veth;
 

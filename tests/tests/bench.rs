@@ -20,83 +20,60 @@ use std::{
 use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode};
 use ntop::{
     ebpf::{
-        Kernel, LoadOptions, ModeRequest, PROG_BENCH_TC_NEXT, PROG_BENCH_XDP_PASS, PROG_TC_EGRESS,
-        PROG_XDP,
+        Kernel, ModeRequest, PROG_BENCH_TC_NEXT, PROG_BENCH_XDP_PASS, PROG_TC_EGRESS, PROG_XDP,
     },
     sample::Sample,
     state::State,
 };
 use ntop_common::testing::{eth, frame, ipv4, ipv4_between, ipv6, tcp, udp};
-use ntop_tests::{Daemon, TestNet, VethConfig, link_stats, wait_until};
+use ntop_tests::{
+    Daemon, TestNet, VethConfig, link_stats,
+    testrun::{self, LO, program, skb_ctx, xdp_ctx},
+    wait_until,
+};
 
-const LO: u32 = 1;
-
+/// The programs loaded for `lo` (not attached), with the reference programs
+/// [`PROG_BENCH_XDP_PASS`] and [`PROG_BENCH_TC_NEXT`] loaded too.
 fn load(max_hosts: u32) -> Kernel {
-    let mut k = Kernel::load(&LoadOptions {
-        interfaces: vec!["lo".to_owned()],
-        mode: ModeRequest::Xdp,
-        max_hosts,
-        attach: false,
-    })
-    .expect("loading the kernel programs (run as root)");
-    let p: &mut Xdp = k
-        .ebpf_mut()
-        .program_mut(PROG_BENCH_XDP_PASS)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    p.load().unwrap();
-    let p: &mut SchedClassifier = k
-        .ebpf_mut()
-        .program_mut(PROG_BENCH_TC_NEXT)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    p.load().unwrap();
+    let mut k = testrun::load("lo", ModeRequest::Xdp, max_hosts);
+    load_xdp_pass(&mut k);
+    program::<SchedClassifier>(&mut k, PROG_BENCH_TC_NEXT)
+        .load()
+        .expect("loading the empty TC program");
     k
 }
 
-fn xdp_ctx(linear: usize) -> [u8; 24] {
-    let mut ctx = [0u8; 24];
-    ctx[4..8].copy_from_slice(&u32::try_from(linear).unwrap().to_ne_bytes());
-    ctx[12..16].copy_from_slice(&LO.to_ne_bytes());
-    ctx
-}
-
-fn skb_ctx() -> [u8; 192] {
-    let mut ctx = [0u8; 192];
-    ctx[40..44].copy_from_slice(&LO.to_ne_bytes());
-    ctx
+/// Loads [`PROG_BENCH_XDP_PASS`] of `k` and returns it.
+fn load_xdp_pass(k: &mut Kernel) -> &mut Xdp {
+    let p = program::<Xdp>(k, PROG_BENCH_XDP_PASS);
+    p.load().expect("loading the empty XDP program");
+    p
 }
 
 /// Mean kernel-measured time per run of `repeat` runs of one packet.
-fn per_packet(k: &mut Kernel, program: &str, xdp: bool, data: &[u8], repeat: u32) -> Duration {
-    let xctx = xdp_ctx(data.len());
-    let sctx = skb_ctx();
+fn per_packet(k: &mut Kernel, name: &str, xdp: bool, data: &[u8], repeat: u32) -> Duration {
+    let xctx = xdp_ctx(LO, data.len());
+    let sctx = skb_ctx(LO, 0, 0, 0);
     let opts = TestRunOptions {
         data_in: Some(data),
         ctx_in: Some(if xdp { &xctx[..] } else { &sctx[..] }),
         repeat,
         ..TestRunOptions::default()
     };
-    let prog = k.ebpf_mut().program_mut(program).unwrap();
     let r = if xdp {
-        <&mut Xdp>::try_from(prog).unwrap().test_run(opts)
+        program::<Xdp>(k, name).test_run(opts)
     } else {
-        <&mut SchedClassifier>::try_from(prog)
-            .unwrap()
-            .test_run(opts)
+        program::<SchedClassifier>(k, name).test_run(opts)
     };
     r.expect("test run").duration
 }
 
-/// Median over `rounds` of [`per_packet`].
-fn median(k: &mut Kernel, program: &str, xdp: bool, data: &[u8]) -> f64 {
-    let mut v: Vec<f64> = (0..7)
-        .map(|_| per_packet(k, program, xdp, data, 200_000).as_secs_f64() * 1e9)
+/// Median over 7 rounds of [`per_packet`] with 200,000 runs each, in nanoseconds.
+fn median(k: &mut Kernel, name: &str, xdp: bool, data: &[u8]) -> f64 {
+    let v: Vec<f64> = (0..7)
+        .map(|_| per_packet(k, name, xdp, data, 200_000).as_secs_f64() * 1e9)
         .collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    median_of(&v)
 }
 
 fn padded(mut f: Vec<u8>, len: usize) -> Vec<u8> {
@@ -459,21 +436,9 @@ fn ntop_rx_packets(daemon: &Daemon, dev: &str, expected: u64) -> u64 {
 fn attach_empty_xdp(net: &TestNet) -> Kernel {
     let dev = net.link.dev_b.as_str();
     net.b.enter(|| {
-        let mut k = Kernel::load(&LoadOptions {
-            interfaces: vec![dev.to_owned()],
-            mode: ModeRequest::XdpNative,
-            max_hosts: 16,
-            attach: false,
-        })
-        .expect("loading the kernel programs (run as root)");
-        let p: &mut Xdp = k
-            .ebpf_mut()
-            .program_mut(PROG_BENCH_XDP_PASS)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        p.load().expect("loading the empty XDP program");
-        p.attach(dev, XdpMode::Driver)
+        let mut k = testrun::load(dev, ModeRequest::XdpNative, 16);
+        load_xdp_pass(&mut k)
+            .attach(dev, XdpMode::Driver)
             .expect("attaching the empty XDP program in native mode");
         k
     })

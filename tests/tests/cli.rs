@@ -13,15 +13,15 @@
 //! - Without `-i` it monitors the interface of the default route.
 //!
 //! HTTP listens only on the namespace's loopback (`-w 127.0.0.1:PORT`) or is off (`-w 0`).
-//! Start-up is over when `/api/v1/health` answers: the daemon binds its port before loading the
-//! programs but serves only after attaching them, so an answer means everything is attached.
+//! Start-up is over when the API answers ([`Daemon::spawn`]): the daemon binds its port before
+//! loading the programs but serves only after attaching them, so an answer means everything is
+//! attached.
 
 use std::{
     env,
     ffi::OsStr,
     fs,
-    io::{Read as _, Write as _},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    net::{Ipv4Addr, SocketAddr, TcpListener},
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Command, ExitStatus},
@@ -30,11 +30,14 @@ use std::{
 };
 
 use aya::programs::{SchedClassifier, TcAttachType};
-use ntop_tests::{Netns, NsChild, TestNet, VethConfig, ntop_bin, require_root, wait_until};
+use ntop_tests::{
+    Daemon, Netns, NsChild, TestNet, VethConfig, daemon::http_get, ntop_bin, require_root,
+    wait_until,
+};
 
 /// Port of the HTTP API inside a test namespace (each namespace has its own loopback).
 const PORT: u16 = 3000;
-/// Bound on start-up (a debug build loading BPF on a busy machine) and on a failing run.
+/// Bound on a failing run (a debug build loading BPF on a busy machine) and on the waits.
 const START: Duration = Duration::from_mins(1);
 /// Bound on shutdown after a signal.
 const STOP: Duration = Duration::from_secs(15);
@@ -103,49 +106,14 @@ fn run_to_exit(cmd: Command) -> Exited {
     }
 }
 
-/// `GET path` on `127.0.0.1:port` in `ns` (HTTP/1.0, so the answer ends with the connection):
-/// the status code and body, or `None` when nothing answers.
-fn http_get(ns: &Netns, port: u16, path: &str) -> Option<(u16, String)> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = ns
-        .enter(|| TcpStream::connect_timeout(&addr, Duration::from_secs(1)))
-        .ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream
-        .set_write_timeout(Some(Duration::from_secs(2)))
-        .ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).ok()?;
-    let (head, body) = reply.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_owned()))
-}
-
-/// Starts `ntop args` (which must include `-w 127.0.0.1:port`) and waits until its health
-/// endpoint answers, i.e. until it has attached and serves; panics if it exits first.
+/// Starts `ntop -w 127.0.0.1:PORT --memory-budget 1M ARGS` in `ns` (see [`Daemon::spawn`]:
+/// it returns once the daemon has attached and serves).
 #[track_caller]
-fn start_daemon(ns: &Netns, port: u16, args: &[&str]) -> NsChild {
-    let mut child = NsChild::spawn(ntop_command(ns, args));
-    let ready = wait_until(START, POLL, || {
-        if let Some(status) = child.try_wait() {
-            return Some(Err(status));
-        }
-        http_get(ns, port, "/api/v1/health")
-            .filter(|(code, body)| *code == 200 && body.contains("\"ok\""))
-            .map(Ok)
-    });
-    match ready {
-        Some(Ok(_)) => child,
-        Some(Err(status)) => panic!(
-            "ntop {args:?} exited ({status}) before serving; stderr:\n{}",
-            child.stderr()
-        ),
-        None => panic!(
-            "ntop {args:?} did not answer /api/v1/health within {START:?}; stderr:\n{}",
-            child.stderr()
-        ),
-    }
+fn start_daemon<'a>(ns: &'a Netns, port: u16, args: &[&str]) -> Daemon<'a> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut cmd = ntop_command(ns, &["-w", &addr.to_string(), SMALL[0], SMALL[1]]);
+    cmd.args(args);
+    Daemon::spawn(ns, addr, cmd)
 }
 
 /// Sends `signal` and waits (bounded by [`STOP`]) for the exit; returns the status.
@@ -442,21 +410,7 @@ fn xdp_hook_owned_by_another_program_suggests_tc() {
     require_root();
     let net = TestNet::new(&VethConfig::default());
     let (ns, dev) = (&net.a, "veth-a");
-    let w1 = format!("127.0.0.1:{PORT}");
-    let mut first = start_daemon(
-        ns,
-        PORT,
-        &[
-            "-i",
-            dev,
-            "--capture-mode",
-            "xdp-native",
-            "-w",
-            &w1,
-            SMALL[0],
-            SMALL[1],
-        ],
-    );
+    let mut first = start_daemon(ns, PORT, &["-i", dev, "--capture-mode", "xdp-native"]);
     let before = hooks(ns, dev);
     assert_eq!(before.xdp_prog(), Some(("ntop_xdp", 1)), "{before:#?}");
 
@@ -478,24 +432,9 @@ fn xdp_hook_owned_by_another_program_suggests_tc() {
     assert_eq!(after.tcx_ingress, before.tcx_ingress);
 
     // The suggested fix works next to the first daemon and keeps running.
-    let port2 = PORT + 1;
-    let w2 = format!("127.0.0.1:{port2}");
-    let mut second = start_daemon(
-        ns,
-        port2,
-        &[
-            "-i",
-            dev,
-            "--capture-mode",
-            "tc",
-            "-w",
-            &w2,
-            SMALL[0],
-            SMALL[1],
-        ],
-    );
+    let mut second = start_daemon(ns, PORT + 1, &["-i", dev, "--capture-mode", "tc"]);
     assert!(
-        second.try_wait().is_none(),
+        second.child().try_wait().is_none(),
         "exited after start-up: {}",
         second.stderr()
     );
@@ -506,11 +445,11 @@ fn xdp_hook_owned_by_another_program_suggests_tc() {
         ["ntop_tc_egress", "ntop_tc_egress"],
         "{both:#?}"
     );
-    let (code, body) = http_get(ns, port2, "/api/v1/health").expect("second still answers");
+    let (code, body) = http_get(ns, second.addr(), "/api/v1/health").expect("second still answers");
     assert_eq!((code, body.contains("\"ok\"")), (200, true), "{body}");
 
-    assert!(second.stop(STOP).success(), "{}", second.stderr());
-    assert!(first.stop(STOP).success(), "{}", first.stderr());
+    assert!(second.child().stop(STOP).success(), "{}", second.stderr());
+    assert!(first.child().stop(STOP).success(), "{}", first.stderr());
     assert_nothing_attached(ns, dev);
 }
 
@@ -520,21 +459,7 @@ fn detaches_cleanly(mode: &str, signal: libc::c_int, signal_name: &str) {
     require_root();
     let net = TestNet::new(&VethConfig::default());
     let (ns, dev) = (&net.a, "veth-a");
-    let w = format!("127.0.0.1:{PORT}");
-    let mut daemon = start_daemon(
-        ns,
-        PORT,
-        &[
-            "-i",
-            dev,
-            "--capture-mode",
-            mode,
-            "-w",
-            &w,
-            SMALL[0],
-            SMALL[1],
-        ],
-    );
+    let mut daemon = start_daemon(ns, PORT, &["-i", dev, "--capture-mode", mode]);
     let h = hooks(ns, dev);
     assert_eq!(h.tcx_egress, ["ntop_tc_egress"], "{h:#?}");
     if mode == "tc" {
@@ -548,7 +473,7 @@ fn detaches_cleanly(mode: &str, signal: libc::c_int, signal_name: &str) {
         assert!(h.tcx_ingress.is_empty(), "{h:#?}");
     }
 
-    let status = signal_and_wait(&mut daemon, signal);
+    let status = signal_and_wait(daemon.child(), signal);
     let log = plain(&daemon.stderr());
     assert_eq!(status.code(), Some(0), "{status}; stderr:\n{log}");
     assert!(
@@ -594,11 +519,10 @@ fn without_i_monitors_the_default_route_interface() {
         "dev",
         "veth-a",
     ]);
-    let w = format!("127.0.0.1:{PORT}");
-    let mut daemon = start_daemon(ns, PORT, &["-w", &w, SMALL[0], SMALL[1]]);
+    let mut daemon = start_daemon(ns, PORT, &[]);
     // Interfaces are listed from the first poll on.
     let names = wait_until(START, POLL, || {
-        let (code, body) = http_get(ns, PORT, "/api/v1/interfaces")?;
+        let (code, body) = http_get(ns, daemon.addr(), "/api/v1/interfaces")?;
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
         let list = v["interfaces"].as_array()?;
         (code == 200 && !list.is_empty()).then(|| {
@@ -614,7 +538,12 @@ fn without_i_monitors_the_default_route_interface() {
         log.lines().any(|l| l.contains("interface=veth-a")),
         "no log line naming veth-a:\n{log}"
     );
-    assert_eq!(daemon.stop(STOP).code(), Some(0), "{}", daemon.stderr());
+    assert_eq!(
+        daemon.child().stop(STOP).code(),
+        Some(0),
+        "{}",
+        daemon.stderr()
+    );
     assert_nothing_attached(ns, "veth-a");
 }
 

@@ -11,48 +11,36 @@
 use std::{
     collections::BTreeMap,
     net::{IpAddr, SocketAddr},
+    path::Path,
     time::Duration,
 };
 
 use ntop_common::testing::{IPV6_DST, IPV6_SRC, eth, frame, ipv4_between, ipv6, tcp, udp};
 use ntop_tests::{
     Capture, Daemon, LinkStats, Netns, Packet, TestNet, UdpSink, VethConfig,
-    capture::{read_pcap, write_pcap},
+    capture::{HostTotals, Totals, per_host, read_pcap, totals, write_pcap},
     link_stats, nstat, ping, require_root, scratch_dir, set_offloads, tcp_transfer, udp_send,
     wait_until,
 };
 use serde_json::Value;
 
-/// Packets and bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Pb {
-    packets: u64,
-    bytes: u64,
-}
-
-impl Pb {
-    fn add(&mut self, bytes: u64) {
-        self.packets += 1;
-        self.bytes += bytes;
-    }
-}
-
-fn pb(v: &Value) -> Pb {
-    Pb {
+/// Packets and bytes as the API gives them (`{"packets": …, "bytes": …}`).
+fn json_totals(v: &Value) -> Totals {
+    Totals {
         packets: v["packets"].as_u64().expect("packets"),
         bytes: v["bytes"].as_u64().expect("bytes"),
     }
 }
 
 /// `(rx, tx)` of the first interface.
-fn iface_totals(d: &Daemon) -> (Pb, Pb) {
+fn iface_totals(d: &Daemon) -> (Totals, Totals) {
     let v = d.get("/api/v1/interfaces");
     let i = &v["interfaces"][0];
-    (pb(&i["rx"]), pb(&i["tx"]))
+    (json_totals(&i["rx"]), json_totals(&i["tx"]))
 }
 
 /// Waits until the daemon's packet counts equal the link's, or 15 s; returns its totals.
-fn settle(d: &Daemon, ns: &Netns, dev: &str, base: &LinkStats) -> (Pb, Pb) {
+fn settle(d: &Daemon, ns: &Netns, dev: &str, base: &LinkStats) -> (Totals, Totals) {
     let want = |s: &LinkStats| (s.rx_packets, s.tx_packets);
     wait_until(Duration::from_secs(15), Duration::from_millis(50), || {
         let link = link_stats(ns, dev).since(base);
@@ -68,8 +56,8 @@ fn settle(d: &Daemon, ns: &Netns, dev: &str, base: &LinkStats) -> (Pb, Pb) {
     })
 }
 
-/// Per host from the daemon: `ip → (sent, received)`.
-fn daemon_hosts(d: &Daemon) -> BTreeMap<IpAddr, (Pb, Pb)> {
+/// Per host from the daemon, like [`per_host`] of a capture.
+fn daemon_hosts(d: &Daemon) -> BTreeMap<IpAddr, HostTotals> {
     let v = d.get("/api/v1/hosts?limit=10000");
     v["hosts"]
         .as_array()
@@ -81,21 +69,11 @@ fn daemon_hosts(d: &Daemon) -> BTreeMap<IpAddr, (Pb, Pb)> {
                 .expect("ip")
                 .parse()
                 .expect("an IP address");
-            (ip, (pb(&h["sent"]), pb(&h["received"])))
+            let sent = json_totals(&h["sent"]);
+            let received = json_totals(&h["received"]);
+            (ip, HostTotals { sent, received })
         })
         .collect()
-}
-
-/// What the capture says per host.
-fn capture_hosts(packets: &[Packet]) -> BTreeMap<IpAddr, (Pb, Pb)> {
-    let mut m: BTreeMap<IpAddr, (Pb, Pb)> = BTreeMap::new();
-    for p in packets {
-        if let (Some(src), Some(dst)) = (p.src, p.dst) {
-            m.entry(src).or_default().0.add(p.len);
-            m.entry(dst).or_default().1.add(p.len);
-        }
-    }
-    m
 }
 
 /// Protocol keys both sides are grouped by.
@@ -108,27 +86,25 @@ enum Proto {
 }
 
 /// Per protocol from the daemon, rx and tx added together.
-fn daemon_protocols(d: &Daemon) -> BTreeMap<Proto, Pb> {
+fn daemon_protocols(d: &Daemon) -> BTreeMap<Proto, Totals> {
     let v = d.get("/api/v1/protocols");
-    let mut m: BTreeMap<Proto, Pb> = BTreeMap::new();
+    let mut m: BTreeMap<Proto, Totals> = BTreeMap::new();
     for row in v["protocols"].as_array().expect("protocols") {
         let key = match (row["family"].as_str(), row["number"].as_u64()) {
             (Some("ipv4"), Some(n)) => Proto::Ip("ipv4", u8::try_from(n).unwrap()),
             (Some("ipv6"), Some(n)) => Proto::Ip("ipv6", u8::try_from(n).unwrap()),
             _ => Proto::NonIp(row["name"].as_str().expect("name").to_owned()),
         };
-        let (rx, tx) = (pb(&row["rx"]), pb(&row["tx"]));
         let e = m.entry(key).or_default();
-        e.packets += rx.packets + tx.packets;
-        e.bytes += rx.bytes + tx.bytes;
+        *e = *e + json_totals(&row["rx"]) + json_totals(&row["tx"]);
     }
     m
 }
 
 /// Per protocol from the capture. Non-IP `EtherType`s get the API's class names; an IP `EtherType`
 /// without an IP source (tshark could not read the header) is the malformed class.
-fn capture_protocols(packets: &[Packet]) -> BTreeMap<Proto, Pb> {
-    let mut m: BTreeMap<Proto, Pb> = BTreeMap::new();
+fn capture_protocols(packets: &[Packet]) -> BTreeMap<Proto, Totals> {
+    let mut m: BTreeMap<Proto, Totals> = BTreeMap::new();
     for p in packets {
         let key = match (p.src, p.transport, p.eth_type) {
             (Some(IpAddr::V4(_)), Some(t), _) => Proto::Ip("ipv4", t),
@@ -141,13 +117,13 @@ fn capture_protocols(packets: &[Packet]) -> BTreeMap<Proto, Pb> {
             (_, _, None) => Proto::NonIp("llc".into()),
             other => panic!("no class for captured frame {p:?} ({other:?})"),
         };
-        m.entry(key).or_default().add(p.len);
+        m.entry(key).or_default().add(p);
     }
     m
 }
 
 fn assert_hosts_and_protocols(d: &Daemon, packets: &[Packet]) {
-    let (want_hosts, got_hosts) = (capture_hosts(packets), daemon_hosts(d));
+    let (want_hosts, got_hosts) = (per_host(packets), daemon_hosts(d));
     assert!(!want_hosts.is_empty(), "the capture holds IP traffic");
     assert_eq!(
         got_hosts, want_hosts,
@@ -214,7 +190,7 @@ fn live_traffic_counts_match_link_counters_and_capture() {
     let link_b = link_stats(b, dev_b).since(&base_b);
     assert_eq!(
         tx,
-        Pb {
+        Totals {
             packets: link_a.tx_packets,
             bytes: link_a.tx_bytes
         },
@@ -224,11 +200,7 @@ fn live_traffic_counts_match_link_counters_and_capture() {
     assert_eq!(rx.packets, link_b.tx_packets);
     // Both ends' byte counters leave out the Ethernet header of what native XDP on A received
     // (veth counts those frames in its XDP path after the header is pulled); the capture has it.
-    let all = ntop_tests::capture::totals(&packets);
-    assert_eq!(
-        (all.packets, all.bytes),
-        (rx.packets + tx.packets, rx.bytes + tx.bytes)
-    );
+    assert_eq!(totals(&packets), rx + tx);
     assert_eq!(rx.bytes, link_b.tx_bytes + 14 * rx.packets);
     assert!(
         packets.iter().any(|p| p.eth_type == Some(0x0806)),
@@ -245,26 +217,14 @@ fn live_traffic_counts_match_link_counters_and_capture() {
 fn replayed_frames_of_every_kind_count_exactly() {
     require_root();
     let net = TestNet::new(&VethConfig::default());
-    let (a, b) = (&net.a, &net.b);
-    let (dev_a, dev_b) = (&net.link.dev_a, &net.link.dev_b);
     let frames = replay_frames();
     let pcap = scratch_dir().join(format!("replay-{}.pcap", std::process::id()));
     write_pcap(&pcap, &frames);
-    let base_a = link_stats(a, dev_a);
-    let d = Daemon::start(a, &["-i", dev_a, "--memory-budget", "1M"]);
-    replay(b, dev_b, &pcap, frames.len());
-    let (rx, tx) = settle(&d, a, dev_a, &base_a);
+    let (d, rx, tx) = replay_to_daemon(&net, &pcap, frames.len(), "1M");
     let packets = read_pcap(&pcap);
     assert_eq!(packets.len(), frames.len());
-    let all = ntop_tests::capture::totals(&packets);
-    assert_eq!(
-        rx,
-        Pb {
-            packets: all.packets,
-            bytes: all.bytes
-        }
-    );
-    assert_eq!(tx, Pb::default(), "nothing was sent back");
+    assert_eq!(rx, totals(&packets));
+    assert_eq!(tx, Totals::default(), "nothing was sent back");
     assert_hosts_and_protocols(&d, &packets);
     let errors = d.get("/api/v1/interfaces")["errors"].clone();
     assert_eq!(errors["truncated_ipv4"], 1, "{errors}");
@@ -277,8 +237,6 @@ fn replayed_frames_of_every_kind_count_exactly() {
 fn a_full_host_table_loses_no_count() {
     require_root();
     let net = TestNet::new(&VethConfig::default());
-    let (a, b) = (&net.a, &net.b);
-    let (dev_a, dev_b) = (&net.link.dev_a, &net.link.dev_b);
     // 40 sources in 198.19.1.0/24 to 198.19.0.2: 41 addresses.
     let frames: Vec<Vec<u8>> = (1..=40u8)
         .map(|i| {
@@ -297,15 +255,12 @@ fn a_full_host_table_loses_no_count() {
         .collect();
     let pcap = scratch_dir().join(format!("overflow-{}.pcap", std::process::id()));
     write_pcap(&pcap, &frames);
-    let base_a = link_stats(a, dev_a);
     // 4K of budget at 256 bytes per host: 16 hosts.
-    let d = Daemon::start(a, &["-i", dev_a, "--memory-budget", "4K"]);
-    replay(b, dev_b, &pcap, frames.len());
-    let (rx, _) = settle(&d, a, dev_a, &base_a);
+    let (d, rx, _) = replay_to_daemon(&net, &pcap, frames.len(), "4K");
     let wire: u64 = frames.iter().map(|f| f.len() as u64).sum();
     assert_eq!(
         rx,
-        Pb {
+        Totals {
             packets: 40,
             bytes: wire
         }
@@ -314,29 +269,13 @@ fn a_full_host_table_loses_no_count() {
     assert_eq!(hosts.len(), 16);
     let v = d.get("/api/v1/interfaces");
     let other = &v["interfaces"][0]["other_hosts"];
-    let (other_sent, other_received) = (pb(&other["sent"]), pb(&other["received"]));
+    let (other_sent, other_received) =
+        (json_totals(&other["sent"]), json_totals(&other["received"]));
     assert!(other_sent.packets > 0, "some hosts overflowed: {other}");
-    let sum = |f: fn(&(Pb, Pb)) -> Pb| {
-        hosts.values().map(f).fold(Pb::default(), |acc, p| Pb {
-            packets: acc.packets + p.packets,
-            bytes: acc.bytes + p.bytes,
-        })
-    };
-    let (sent, received) = (sum(|h| h.0), sum(|h| h.1));
-    assert_eq!(
-        Pb {
-            packets: sent.packets + other_sent.packets,
-            bytes: sent.bytes + other_sent.bytes
-        },
-        rx
-    );
-    assert_eq!(
-        Pb {
-            packets: received.packets + other_received.packets,
-            bytes: received.bytes + other_received.bytes
-        },
-        rx
-    );
+    let sent: Totals = hosts.values().map(|h| h.sent).sum();
+    let received: Totals = hosts.values().map(|h| h.received).sum();
+    assert_eq!(sent + other_sent, rx);
+    assert_eq!(received + other_received, rx);
     assert!(v["errors"]["host_map_full"].as_u64().unwrap() > 0);
     assert!(d.stop().success());
 }
@@ -425,8 +364,25 @@ fn gso_and_gro_super_packets_count_as_wire_segments() {
     assert!(d.stop().success());
 }
 
+/// Starts the daemon on A with `--memory-budget BUDGET`, replays `pcap` (`count` frames) from B,
+/// and waits until the daemon has counted what A's link counted; returns the daemon and its
+/// `(rx, tx)` totals.
+fn replay_to_daemon<'a>(
+    net: &'a TestNet,
+    pcap: &Path,
+    count: usize,
+    budget: &str,
+) -> (Daemon<'a>, Totals, Totals) {
+    let (dev_a, dev_b) = (&net.link.dev_a, &net.link.dev_b);
+    let base_a = link_stats(&net.a, dev_a);
+    let d = Daemon::start(&net.a, &["-i", dev_a, "--memory-budget", budget]);
+    replay(&net.b, dev_b, pcap, count);
+    let (rx, tx) = settle(&d, &net.a, dev_a, &base_a);
+    (d, rx, tx)
+}
+
 /// Sends `pcap` from `dev` in `ns` with tcpreplay and checks it sent `count` frames.
-fn replay(ns: &Netns, dev: &str, pcap: &std::path::Path, count: usize) {
+fn replay(ns: &Netns, dev: &str, pcap: &Path, count: usize) {
     let out = ns.exec(
         "timeout",
         [

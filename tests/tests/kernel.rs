@@ -4,9 +4,9 @@
 //! The programs are loaded for `lo` (ifindex 1) without being attached: a test run with
 //! `ingress_ifindex`/`ifindex` 1 counts into `lo`'s slot. No packet is sent anywhere.
 
-use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp};
+use aya::programs::{SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp};
 use ntop::{
-    ebpf::{Kernel, LoadOptions, ModeRequest, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP},
+    ebpf::{Kernel, ModeRequest, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP},
     sample::Sample,
 };
 use ntop_common::{
@@ -18,103 +18,50 @@ use ntop_common::{
         IPV4_DST, IPV4_SRC, IPV6_DST, IPV6_SRC, eth, frame, ipv4, ipv4_between, ipv6, tcp, udp,
     },
 };
+use ntop_tests::testrun::{LO, program, skb_ctx, xdp_ctx};
 
 const XDP_PASS: u32 = 2;
 /// `TCX_NEXT` (-1) as the test run reports it.
 const TCX_NEXT: u32 = u32::MAX;
-const LO: u32 = 1;
 const RX: usize = 0;
 const TX: usize = 1;
 
-fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc_geteuid() },
-        0,
-        "these tests load BPF programs: run them as root"
-    );
-}
-
-unsafe extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
+/// The programs loaded for `lo`, not attached (needs root).
 fn load(mode: ModeRequest, max_hosts: u32) -> Kernel {
-    require_root();
-    Kernel::load(&LoadOptions {
-        interfaces: vec!["lo".to_owned()],
-        mode,
-        max_hosts,
-        attach: false,
-    })
-    .expect("loading the kernel programs")
+    ntop_tests::testrun::load("lo", mode, max_hosts)
 }
 
-/// `struct xdp_md` with `ingress_ifindex` set and `data_end` = the whole frame: test runs of
-/// `xdp.frags` programs take `data_end` as the size of the linear part and put the rest into
-/// fragments, as a driver would put payload.
-fn xdp_ctx(linear: usize) -> [u8; 24] {
-    let mut ctx = [0u8; 24];
-    ctx[4..8].copy_from_slice(&u32::try_from(linear).unwrap().to_ne_bytes());
-    ctx[12..16].copy_from_slice(&LO.to_ne_bytes());
-    ctx
+/// One test run of `prog` on `data` with context `ctx`; asserts that the frame comes out
+/// unchanged and returns the program's verdict.
+fn run_unchanged<P>(prog: &P, data: &[u8], ctx: &[u8]) -> u32
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
+{
+    let mut out = vec![0u8; data.len()];
+    let r = prog
+        .test_run(TestRunOptions {
+            data_in: Some(data),
+            data_out: Some(&mut out),
+            ctx_in: Some(ctx),
+            ..TestRunOptions::default()
+        })
+        .expect("test run");
+    assert_eq!(out, data, "a monitor never changes a packet");
+    r.return_value
 }
 
+/// Runs the XDP program on `data` as received on `lo`, the whole frame in the linear part.
 fn run_xdp(k: &mut Kernel, data: &[u8]) {
-    let prog: &mut Xdp = k
-        .ebpf_mut()
-        .program_mut(PROG_XDP)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let ctx = xdp_ctx(data.len());
-    let mut out = vec![0u8; data.len()];
-    let r = prog
-        .test_run(TestRunOptions {
-            data_in: Some(data),
-            data_out: Some(&mut out),
-            ctx_in: Some(&ctx),
-            ..TestRunOptions::default()
-        })
-        .expect("XDP test run");
-    assert_eq!(r.return_value, XDP_PASS, "a monitor passes every packet");
-    assert_eq!(out, data, "a monitor never changes a packet");
+    let ctx = xdp_ctx(LO, data.len());
+    let verdict = run_unchanged(program::<Xdp>(k, PROG_XDP), data, &ctx);
+    assert_eq!(verdict, XDP_PASS, "a monitor passes every packet");
 }
 
-/// `struct __sk_buff` (192 bytes) with `ifindex`, `wire_len`, `gso_segs` and `gso_size` set;
-/// offsets from include/uapi/linux/bpf.h.
-fn skb_ctx(wire_len: u32, gso_segs: u32, gso_size: u32) -> [u8; 192] {
-    let mut ctx = [0u8; 192];
-    ctx[40..44].copy_from_slice(&LO.to_ne_bytes());
-    ctx[160..164].copy_from_slice(&wire_len.to_ne_bytes());
-    ctx[164..168].copy_from_slice(&gso_segs.to_ne_bytes());
-    ctx[176..180].copy_from_slice(&gso_size.to_ne_bytes());
-    ctx
-}
-
-fn run_tc(k: &mut Kernel, program: &str, data: &[u8], wire_len: u32, segs: u32, size: u32) {
-    let prog: &mut SchedClassifier = k
-        .ebpf_mut()
-        .program_mut(program)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    let ctx = skb_ctx(wire_len, segs, size);
-    let mut out = vec![0u8; data.len()];
-    let r = prog
-        .test_run(TestRunOptions {
-            data_in: Some(data),
-            data_out: Some(&mut out),
-            ctx_in: Some(&ctx),
-            ..TestRunOptions::default()
-        })
-        .expect("TC test run");
-    assert_eq!(
-        r.return_value, TCX_NEXT,
-        "TCX programs hand every packet on"
-    );
-    assert_eq!(out, data, "a monitor never changes a packet");
+/// Runs the TC `program` on `data` on `lo` with the given `wire_len`, `gso_segs` and `gso_size`.
+fn run_tc(k: &mut Kernel, program_name: &str, data: &[u8], wire_len: u32, segs: u32, size: u32) {
+    let ctx = skb_ctx(LO, wire_len, segs, size);
+    let verdict = run_unchanged(program::<SchedClassifier>(k, program_name), data, &ctx);
+    assert_eq!(verdict, TCX_NEXT, "TCX programs hand every packet on");
 }
 
 fn proto(s: &Sample, dir: usize, slot: u32) -> Counter {
