@@ -81,6 +81,105 @@ fn padded(mut f: Vec<u8>, len: usize) -> Vec<u8> {
     f
 }
 
+/// Pins the calling thread to `cpu`.
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only read
+    // and write that set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set),
+            0,
+            "pinning a benchmark thread to CPU {cpu}"
+        );
+    }
+}
+
+/// Per-packet ns of XDP test runs of `frames[i]` on CPU `i`, all CPUs at once (median of 5).
+fn concurrent_per_packet(k: &mut Kernel, program_name: &str, frames: &[Vec<u8>]) -> Vec<f64> {
+    let prog: &Xdp = program::<Xdp>(k, program_name);
+    let mut rounds: Vec<Vec<f64>> = vec![Vec::new(); frames.len()];
+    for _ in 0..5 {
+        let barrier = std::sync::Barrier::new(frames.len());
+        let results: Vec<f64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = frames
+                .iter()
+                .enumerate()
+                .map(|(cpu, f)| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        pin_to_cpu(cpu);
+                        let ctx = xdp_ctx(LO, f.len());
+                        barrier.wait();
+                        let r = prog
+                            .test_run(TestRunOptions {
+                                data_in: Some(f),
+                                ctx_in: Some(&ctx),
+                                repeat: 2_000_000,
+                                ..TestRunOptions::default()
+                            })
+                            .expect("test run");
+                        r.duration.as_secs_f64() * 1e9
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("benchmark thread"))
+                .collect()
+        });
+        for (cpu, ns) in results.into_iter().enumerate() {
+            rounds[cpu].push(ns);
+        }
+    }
+    rounds.iter().map(|v| median_of(v)).collect()
+}
+
+/// Two CPUs counting at once: packets that update the same two host entries on both CPUs (a
+/// busy server behind the gateway) against packets whose hosts differ per CPU. The difference is
+/// the cost of the shared entries' cache lines moving between CPUs on every atomic add.
+#[test]
+#[ignore = "benchmark: cargo xtask bench"]
+fn bpf_contended_host_cost() {
+    let cpus = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(2);
+    assert!(cpus >= 2, "this benchmark needs two CPUs");
+    let mut k = load(1 << 16);
+    let udp_frame = |src: [u8; 4], dst: [u8; 4]| {
+        padded(
+            frame(&[
+                &eth(0x0800, &[]),
+                &ipv4_between(src, dst, 17, 0, 0, &udp(1, 2, 0)),
+            ]),
+            64,
+        )
+    };
+    let shared = vec![udp_frame([198, 18, 9, 1], [198, 18, 9, 2]); 2];
+    let apart = vec![
+        udp_frame([198, 18, 9, 1], [198, 18, 9, 2]),
+        udp_frame([198, 18, 9, 3], [198, 18, 9, 4]),
+    ];
+    let ntop_shared = concurrent_per_packet(&mut k, PROG_XDP, &shared);
+    let ntop_apart = concurrent_per_packet(&mut k, PROG_XDP, &apart);
+    let base = concurrent_per_packet(&mut k, PROG_BENCH_XDP_PASS, &apart);
+    println!("| XDP, 2 CPUs at once, 64 B UDP | CPU 0 ns/packet | CPU 1 ns/packet |");
+    println!("|---|---|---|");
+    println!(
+        "| same two hosts on both CPUs | {:.1} | {:.1} |",
+        ntop_shared[0], ntop_shared[1]
+    );
+    println!(
+        "| different hosts per CPU | {:.1} | {:.1} |",
+        ntop_apart[0], ntop_apart[1]
+    );
+    println!(
+        "| empty XDP program (reference) | {:.1} | {:.1} |",
+        base[0], base[1]
+    );
+}
+
 #[test]
 #[ignore = "benchmark: cargo xtask bench"]
 fn bpf_per_packet_cost() {

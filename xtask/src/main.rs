@@ -91,6 +91,8 @@ enum Bench {
     Trafgen,
     /// Cost of one collector poll of the BPF maps.
     CollectorPoll,
+    /// Per-packet cost when two CPUs update the same host entries at once.
+    ContendedHost,
 }
 
 impl Bench {
@@ -99,6 +101,7 @@ impl Bench {
             Self::ProgTestRun => "bpf_per_packet_cost",
             Self::Trafgen => "trafgen",
             Self::CollectorPoll => "collector_poll_cost",
+            Self::ContendedHost => "bpf_contended_host_cost",
         }
     }
 }
