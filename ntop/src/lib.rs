@@ -6,9 +6,11 @@
 //! - [`state`]: aggregation, totals and rates (written by the collector, read by HTTP).
 //! - [`http`]: the JSON API.
 //! - [`sample`]: what one poll yields, the boundary between the kernel and the core.
+//! - [`store`]: the data directory (`-P`): private files written atomically.
 pub mod cli;
 pub mod collect;
 pub mod ebpf;
 pub mod http;
 pub mod sample;
 pub mod state;
+pub mod store;

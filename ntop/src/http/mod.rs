@@ -26,9 +26,20 @@ pub mod models;
 #[cfg(test)]
 mod tests;
 
-use std::convert::Infallible;
+use std::{convert::Infallible, net::SocketAddr};
 
 use warp::{Filter, Rejection, reply::Response};
+
+/// The client's address, put into every request's extensions by the server's accept loop
+/// (`warp::addr::remote()` is empty when warp does not own the listener, as with TLS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Extracts the [`ClientAddr`] of the request, `None` where the server did not set it (tests).
+#[must_use]
+pub fn client_addr() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>().map(|a: Option<ClientAddr>| a.map(|ClientAddr(a)| a))
+}
 
 pub use self::error::{ApiError, handle_rejection};
 use crate::state::SharedState;
