@@ -9,8 +9,10 @@
 //! - [`store`]: the data directory (`-P`): private files written atomically.
 pub mod cli;
 pub mod collect;
+pub mod daemon;
 pub mod ebpf;
 pub mod http;
+pub mod privilege;
 pub mod sample;
 pub mod state;
 pub mod store;
