@@ -25,6 +25,7 @@ fn toolchain_exists(name: &str) -> bool {
 
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=NTOP_BPF_TOOLCHAIN");
+    println!("cargo:rerun-if-env-changed=AYA_BUILD_SKIP");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").context("OUT_DIR not set")?);
     let skip = env::var("AYA_BUILD_SKIP").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     if skip {

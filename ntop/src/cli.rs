@@ -16,6 +16,10 @@ use crate::ebpf::ModeRequest;
 /// ntop: a network traffic monitor counting every packet per host and per protocol in the
 /// kernel (XDP/TCX), with a JSON API on port 3000.
 #[derive(Debug, Parser)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "a command line has on/off flags"
+)]
 #[command(name = "ntop", version, disable_version_flag = true)]
 pub struct Cli {
     /// Interfaces to monitor, comma-separated (default: the interface of the default route).
@@ -35,6 +39,75 @@ pub struct Cli {
         default_value = "3000"
     )]
     pub http: Listen,
+
+    /// HTTPS server address: `[ADDR:]PORT` (e.g. 4000), `0` disables it. Both -w and -W may be
+    /// on at once and serve the same pages.
+    #[arg(
+        short = 'W',
+        long = "https-server",
+        value_name = "[ADDR:]PORT",
+        default_value = "0"
+    )]
+    pub https: Listen,
+
+    /// PEM certificate (chain) for HTTPS; without it ntop generates a self-signed one once into
+    /// the data directory (ntop-cert.pem) and reuses it.
+    #[arg(long, value_name = "FILE", requires = "https_key")]
+    pub https_cert: Option<PathBuf>,
+
+    /// PEM private key for --https-cert.
+    #[arg(long, value_name = "FILE", requires = "https_cert")]
+    pub https_key: Option<PathBuf>,
+
+    /// Allow reading pages and the API without logging in (read-only; admin actions still
+    /// need a login).
+    #[arg(long)]
+    pub web_public_read: bool,
+
+    /// Ask for the admin password (twice, without echo, on a terminal; one line from standard
+    /// input otherwise), store its hash in the data directory, and exit.
+    #[arg(short = 'A', long = "ask-admin-password")]
+    pub ask_admin_password: bool,
+
+    /// Set the admin password to PW and exit. Visible in `ps` while it runs: prefer -A.
+    #[arg(
+        long = "set-admin-password",
+        value_name = "PW",
+        conflicts_with = "ask_admin_password"
+    )]
+    pub admin_password: Option<String>,
+
+    /// Run as this user after startup (default: `ntop` if it exists, else `nobody`; `root`
+    /// keeps root).
+    #[arg(short = 'u', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Go to the background once startup has succeeded (the command fails with the daemon's
+    /// error if it did not). Logs go to syslog, or to --log-file.
+    #[arg(short = 'd', long = "daemon")]
+    pub daemon: bool,
+
+    /// Write the log to this file (appended) instead of standard error or syslog.
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// Local subnets, comma-separated (`198.18.0.0/15,2001:db8::/32`; `ADDR/MASK` works too).
+    /// Local hosts get per-host series in /metrics. Default: the subnets of the monitored
+    /// interfaces.
+    #[arg(short = 'm', long = "local-subnets", value_name = "SUBNETS")]
+    pub local_subnets: Option<String>,
+
+    /// Most local hosts exported one by one in /metrics (by traffic); the rest are summed.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub metrics_max_hosts: usize,
+
+    /// Print the man page (roff) and exit.
+    #[arg(long, hide = true)]
+    pub generate_man: bool,
+
+    /// Print shell completions for SHELL (bash, zsh, fish, …) and exit.
+    #[arg(long, hide = true, value_name = "SHELL")]
+    pub generate_completions: Option<clap_complete::Shell>,
 
     /// How ingress is counted: `xdp` (native where the driver supports it, else generic),
     /// `xdp-native`, `xdp-generic`, or `tc` (TCX; for interfaces where XDP cannot attach or

@@ -1,32 +1,112 @@
-//! `ntop`: parses the command line, loads and attaches the kernel programs, starts the collector
-//! and the HTTP server, and on SIGINT/SIGTERM stops them and detaches everything.
-use std::{io::IsTerminal as _, process::ExitCode, time::Duration};
+//! `ntop`: parses the command line and runs the daemon's startup in the order that keeps root
+//! only as long as it is needed, then serves until SIGINT/SIGTERM and detaches everything.
+//!
+//! Startup order (each step fails with one line naming the problem and the fix):
+//! 1. `-A` / `--set-admin-password`: store the password hash and exit.
+//! 2. `-d`: go to the background (single-threaded, before any runtime).
+//! 3. Data directory (0700), admin password present (asked for on a terminal), pid-file lock.
+//! 4. Bind the HTTP/HTTPS ports, read or generate the certificate, load and attach the kernel
+//!    programs, load the credentials.
+//! 5. Give the data directory to the run-as user and drop to it (verified).
+//! 6. Start the collector and the servers; tell the parent (`-d`) or systemd that ntop serves.
+use std::{
+    io::{IsTerminal as _, Write as _},
+    process::ExitCode,
+    sync::Arc,
+    time::Duration,
+};
 
 use anyhow::{Context as _, Result, bail};
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 use ntop::{
+    auth::{self, Auth, AuthConfig},
     cli::{Cli, Listen},
     collect,
+    daemon::{self, PidFile, Startup},
     ebpf::{Kernel, LoadOptions, iface},
-    http,
+    http::{
+        self,
+        server::{self, Listener},
+        tls,
+    },
+    metrics::{self, MetricsConfig},
+    privilege,
     state::State,
+    store::DataDir,
+    subnets::Subnets,
 };
 use tokio::signal::unix::{SignalKind, signal};
+use warp::Filter as _;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.trace_level);
-    match run(&cli) {
+    if cli.generate_man {
+        return print_man();
+    }
+    if let Some(shell) = cli.generate_completions {
+        clap_complete::generate(shell, &mut Cli::command(), "ntop", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    if cli.ask_admin_password || cli.admin_password.is_some() {
+        return report(
+            set_password(&cli).map(|dir| {
+                println!("ntop: admin password stored in {}", dir.display());
+            }),
+            false,
+        );
+    }
+    let startup = if cli.daemon {
+        match daemon::daemonize() {
+            Ok(startup) => Some(startup),
+            Err(e) => return report(Err(e.into()), false),
+        }
+    } else {
+        None
+    };
+    init_logging(&cli);
+    report(run(&cli, startup), cli.daemon || cli.log_file.is_some())
+}
+
+/// Prints the error as one line on standard error (and into the log when that goes elsewhere:
+/// syslog or `--log-file`).
+fn report(result: Result<()>, log_elsewhere: bool) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if log_elsewhere {
+                tracing::error!("{e:#}");
+            }
             eprintln!("ntop: error: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn init_logging(level: u8) {
-    let filter = match level {
+fn print_man() -> ExitCode {
+    let mut out = Vec::new();
+    match clap_mangen::Man::new(Cli::command())
+        .section("8")
+        .render(&mut out)
+    {
+        Ok(()) if std::io::stdout().write_all(&out).is_ok() => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// `-A` / `--set-admin-password`: returns the data directory it wrote to.
+fn set_password(cli: &Cli) -> Result<std::path::PathBuf> {
+    let dir = DataDir::open(&cli.data_dir)?;
+    let password = match &cli.admin_password {
+        Some(pw) => pw.clone(),
+        None => auth::read_new_password()?,
+    };
+    auth::set_admin_password(&dir, &password)?;
+    // The daemon gives the directory to its run-as user at startup; nothing else to do here.
+    Ok(dir.path().to_owned())
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = match cli.trace_level {
         0 => "off",
         1 => "error",
         2 => "warn",
@@ -35,18 +115,89 @@ fn init_logging(level: u8) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("NTOP_LOG").unwrap_or_else(|_| {
-        // Other crates (aya, warp) at most at `warn`, and silent at -t 0.
-        let others = if level <= 1 { filter } else { "warn" };
+        // Other crates (aya, warp, hyper) at most at `warn`, and silent at -t 0.
+        let others = if cli.trace_level <= 1 { filter } else { "warn" };
         tracing_subscriber::EnvFilter::new(format!("ntop={filter},{others}"))
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if let Some(path) = &cli.log_file {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => {
+                builder.with_ansi(false).with_writer(Arc::new(file)).init();
+                return;
+            }
+            Err(e) => eprintln!(
+                "ntop: cannot open log file {}: {e}; logging to stderr",
+                path.display()
+            ),
+        }
+    }
+    if cli.daemon {
+        let syslog = daemon::Syslog::open();
+        builder
+            .with_ansi(false)
+            .without_time()
+            .with_writer(move || syslog)
+            .init();
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .init();
+    }
 }
 
-fn run(cli: &Cli) -> Result<()> {
+/// Everything startup produced, owned by the running daemon.
+struct Prepared {
+    kernel: Kernel,
+    listeners: Vec<Listener>,
+    tls: Option<Arc<tls::Reloadable>>,
+    auth: Arc<Auth>,
+    metrics: MetricsConfig,
+    _pid: PidFile,
+}
+
+fn run(cli: &Cli, startup: Option<Startup>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ntop-http")
+        .worker_threads(2)
+        .build()
+        .context("starting the async runtime")?;
+    let prepared = match prepare(cli, &runtime) {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(startup) = startup {
+                startup.failed(&format!("{e:#}"));
+            }
+            return Err(e);
+        }
+    };
+    serve(cli, runtime, prepared, startup)
+}
+
+fn prepare(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<Prepared> {
+    let dir = DataDir::open(&cli.data_dir)?;
+    if !auth::admin_password_set(&dir) {
+        if std::io::stdin().is_terminal() {
+            eprintln!("ntop: no admin password is set yet; choose one now.");
+            let password = auth::read_new_password()?;
+            auth::set_admin_password(&dir, &password)?;
+        } else {
+            bail!(
+                "no admin password is set in {}: set one with `ntop -A -P {}` (or \
+                 --set-admin-password=PW), then start ntop again",
+                dir.path().display(),
+                dir.path().display()
+            );
+        }
+    }
+    let pid = PidFile::acquire(&dir.file("ntop.pid"))?;
+
     let interfaces = if cli.interfaces.is_empty() {
         match iface::default_route().context("reading the routing table")? {
             Some(name) => vec![name],
@@ -55,24 +206,35 @@ fn run(cli: &Cli) -> Result<()> {
     } else {
         cli.interfaces.clone()
     };
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("ntop-http")
-        .worker_threads(2)
-        .build()
-        .context("starting the async runtime")?;
-
-    // Bind first: a busy port should fail before anything is attached.
-    let listener = match cli.http {
-        Listen::Off => None,
-        Listen::On(addr) => Some(runtime.block_on(tokio::net::TcpListener::bind(addr)).with_context(
-            || format!(
-                "cannot listen on {addr} for HTTP (is another ntop running?); choose another port \
-                 with -w PORT, or -w 0 to turn HTTP off"
-            ),
-        )?),
+    let local = match &cli.local_subnets {
+        Some(text) => Subnets::parse(text)?,
+        None => Subnets::from_interfaces(&interfaces)?,
     };
+
+    // Bind first: a busy port fails before anything is attached.
+    let bind = |listen: Listen| -> Result<Option<tokio::net::TcpListener>> {
+        match listen {
+            Listen::Off => Ok(None),
+            Listen::On(addr) => Ok(Some(runtime.block_on(server::bind(addr))?)),
+        }
+    };
+    let (plain, secure) = (bind(cli.http)?, bind(cli.https)?);
+    let tls = if secure.is_some() {
+        let paths = match (&cli.https_cert, &cli.https_key) {
+            (Some(cert), Some(key)) => tls::CertPaths {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => tls::self_signed(&dir, &tls::default_names())?,
+        };
+        Some(Arc::new(tls::Reloadable::load(paths)?))
+    } else {
+        None
+    };
+    let mut listeners: Vec<Listener> = plain.into_iter().map(Listener::Plain).collect();
+    if let (Some(l), Some(t)) = (secure, &tls) {
+        listeners.push(Listener::Tls(l, Arc::clone(t)));
+    }
 
     let kernel = Kernel::load(&LoadOptions {
         interfaces,
@@ -91,32 +253,87 @@ fn run(cli: &Cli) -> Result<()> {
         "host table allocated from a memory budget of {} bytes",
         cli.memory_budget
     );
+    tracing::info!(%local, "local subnets (per-host series in /metrics)");
+    let auth = Auth::load(
+        dir.clone(),
+        AuthConfig {
+            public_read: cli.web_public_read,
+        },
+    )?;
 
+    if let Some(target) = privilege::resolve(cli.user.as_deref())? {
+        dir.chown(target.uid, target.gid)?;
+        privilege::drop_to(&target)?;
+        tracing::info!(user = %target.name, uid = target.uid, "privileges dropped");
+    } else {
+        tracing::warn!("running with the privileges ntop started with (-u root or not root)");
+    }
+    Ok(Prepared {
+        kernel,
+        listeners,
+        tls,
+        auth,
+        metrics: MetricsConfig {
+            local,
+            max_host_series: cli.metrics_max_hosts,
+        },
+        _pid: pid,
+    })
+}
+
+fn serve(
+    cli: &Cli,
+    runtime: tokio::runtime::Runtime,
+    prepared: Prepared,
+    startup: Option<Startup>,
+) -> Result<()> {
+    let Prepared {
+        kernel,
+        listeners,
+        tls,
+        auth,
+        metrics,
+        _pid,
+    } = prepared;
     let state = State::shared();
     let collector = collect::spawn(kernel, state.clone(), cli.refresh_interval)
         .context("starting the collector thread")?;
+    for l in &listeners {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!("serving on {}://{addr}/", l.scheme());
+        }
+    }
+    let api = http::api(state.clone())
+        .or(metrics::route(state, metrics))
+        .unify();
+    let app = auth::app(auth, api, false);
 
     let served = runtime.block_on(async {
         let mut sigterm =
             signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
         let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
+        let mut sighup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+        tokio::spawn(async move {
+            while sighup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the TLS certificate");
+                if let Some(tls) = &tls {
+                    // Keeps the old certificate and logs why when the new files are broken.
+                    let _ = tls.reload();
+                }
+            }
+        });
         let shutdown = async move {
             tokio::select! {
                 _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
                 _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
             }
         };
-        match listener {
-            Some(listener) => {
-                tracing::info!("HTTP API on http://{}/api/v1/", listener.local_addr()?);
-                warp::serve(http::routes(state))
-                    .incoming(listener)
-                    .graceful(shutdown)
-                    .run()
-                    .await;
-            }
-            None => shutdown.await,
+        if let Some(startup) = startup {
+            startup.ready();
         }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        server::serve(app, listeners, shutdown).await;
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         anyhow::Ok(())
     });
     runtime.shutdown_timeout(Duration::from_secs(2));

@@ -4,13 +4,61 @@
 use std::{
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
+    path::PathBuf,
     process::{Command, ExitStatus},
     time::Duration,
 };
 
 use serde_json::Value;
 
-use crate::{Netns, NsChild, netns::show, ntop_bin, wait_until};
+use crate::{Netns, NsChild, netns::show, ntop_bin, scratch_dir, unique_name, wait_until};
+
+/// The admin password of every data directory made by [`data_dir`].
+pub const PASSWORD: &str = "ntop-test-password";
+/// `Authorization` header value for `admin:`[`PASSWORD`] (HTTP Basic).
+pub const BASIC_AUTH: &str = "Basic YWRtaW46bnRvcC10ZXN0LXBhc3N3b3Jk";
+
+/// A fresh data directory with the admin password set to [`PASSWORD`] (by the binary under
+/// test: `ntop -P DIR --set-admin-password=…`), owned by `owner` (uid and gid) when given.
+#[track_caller]
+#[must_use]
+pub fn data_dir(owner: Option<u32>) -> PathBuf {
+    let dir = scratch_dir().join(format!("data-{}", unique_name()));
+    let out = Command::new(ntop_bin())
+        .arg("-P")
+        .arg(&dir)
+        .arg(format!("--set-admin-password={PASSWORD}"))
+        .output()
+        .expect("running ntop --set-admin-password");
+    assert!(
+        out.status.success(),
+        "ntop --set-admin-password failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if let Some(id) = owner {
+        for entry in std::iter::once(dir.clone()).chain(
+            std::fs::read_dir(&dir)
+                .expect("the new data directory")
+                .map(|e| e.expect("a directory entry").path()),
+        ) {
+            std::os::unix::fs::chown(&entry, Some(id), Some(id)).expect("chown of the data dir");
+        }
+    }
+    dir
+}
+
+/// `ntop -P <fresh data directory> ARGS` in `ns` (see [`data_dir`]), without `NTOP_LOG` from
+/// the environment (it would override `-t`).
+#[track_caller]
+#[must_use]
+pub fn ntop_command(ns: &Netns, args: &[&str]) -> Command {
+    let mut cmd = ns.command(ntop_bin());
+    cmd.arg("-P")
+        .arg(data_dir(None))
+        .args(args)
+        .env_remove("NTOP_LOG");
+    cmd
+}
 
 /// Where [`Daemon::start`] makes the daemon listen inside its namespace.
 pub const API: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
@@ -34,7 +82,8 @@ pub fn http_get(ns: &Netns, addr: SocketAddr, path: &str) -> Option<(u16, String
         s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {BASIC_AUTH}\r\n\
+             Connection: close\r\n\r\n"
         )
         .ok()?;
         let mut raw = Vec::new();
@@ -75,8 +124,8 @@ impl<'a> Daemon<'a> {
     #[track_caller]
     #[must_use]
     pub fn start(ns: &'a Netns, args: &[&str]) -> Self {
-        let mut cmd = ns.command(ntop_bin());
-        cmd.arg("-w").arg(API.to_string()).args(args);
+        let mut cmd = ntop_command(ns, &["-w", &API.to_string()]);
+        cmd.args(args);
         Self::spawn(ns, API, cmd)
     }
 

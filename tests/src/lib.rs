@@ -120,7 +120,8 @@ pub fn ntop_bin() -> PathBuf {
 }
 
 /// A name unique on this machine: `ntopt-<pid>-<n>`.
-pub(crate) fn unique_name() -> String {
+#[must_use]
+pub fn unique_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     format!(
         "{PREFIX}{}-{}",

@@ -31,8 +31,9 @@ use std::{
 
 use aya::programs::{SchedClassifier, TcAttachType};
 use ntop_tests::{
-    Daemon, Netns, NsChild, TestNet, VethConfig, daemon::http_get, ntop_bin, require_root,
-    wait_until,
+    Daemon, Netns, NsChild, TestNet, VethConfig,
+    daemon::{data_dir, http_get, ntop_command},
+    ntop_bin, require_root, wait_until,
 };
 
 /// Port of the HTTP API inside a test namespace (each namespace has its own loopback).
@@ -47,13 +48,6 @@ const POLL: Duration = Duration::from_millis(20);
 const SMALL: [&str; 2] = ["--memory-budget", "1M"];
 /// uid and gid of `nobody`.
 const NOBODY: &str = "65534";
-
-/// `ntop args` inside `ns`, without `NTOP_LOG` from the environment (it overrides `-t`).
-fn ntop_command(ns: &Netns, args: &[&str]) -> Command {
-    let mut cmd = ns.command(ntop_bin());
-    cmd.args(args).env_remove("NTOP_LOG");
-    cmd
-}
 
 /// What a finished run left.
 #[derive(Debug)]
@@ -276,7 +270,13 @@ fn as_nobody(ns: &Netns, caps: &[&str], program: &OsStr, args: &[&str]) -> Comma
     if !caps.is_empty() {
         cmd.arg(format!("--ambient-caps={}", &plus[1..]));
     }
-    cmd.arg(program).args(args).env_remove("NTOP_LOG");
+    // A data directory (with the admin password) that nobody owns.
+    let uid: u32 = NOBODY.parse().expect("a uid");
+    cmd.arg(program)
+        .arg("-P")
+        .arg(data_dir(Some(uid)))
+        .args(args)
+        .env_remove("NTOP_LOG");
     cmd
 }
 

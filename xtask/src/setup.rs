@@ -55,6 +55,7 @@ const PACKAGES: &[(&str, &[&str])] = &[
             "netsniff-ng",
             "curl",
             "iputils-ping",
+            "prometheus",
         ],
     ),
 ];

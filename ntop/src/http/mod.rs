@@ -23,8 +23,10 @@
 pub mod error;
 pub mod handlers;
 pub mod models;
+pub mod server;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::{convert::Infallible, net::SocketAddr};
 
