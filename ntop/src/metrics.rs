@@ -4,10 +4,8 @@
 //! Who runs it: the HTTP handler, at scrape time, on tokio's blocking pool. A scrape takes the
 //! state's read lock once, copies out what it exports ([`Exporter::snapshot`]), releases the
 //! lock and only then encodes. It never touches the kernel's maps: the collector thread polls
-//! them. Cost: the state's read API visits every host only through one sorted page of all of
-//! them, so a snapshot sorts the host list and makes a view of each host (about 0.3 s and
-//! 150 MB, briefly, at a million hosts; the collector waits for the lock meanwhile). Picking the
-//! local hosts and the biggest of them is O(hosts) on top.
+//! them. Cost: one pass over the hosts without sorting ([`State::each_host`]), picking the
+//! local hosts and the biggest of them: O(hosts) under the read lock.
 //!
 //! Encoding is prometheus-client's: the snapshot is a [`Collector`] of `ConstCounter`s and
 //! `ConstGauge`s, registered in a fresh [`Registry`] per scrape. The format follows `Accept`:
@@ -50,7 +48,7 @@ use warp::{
 
 use crate::{
     http::ApiError,
-    state::{HostQuery, HostView, Order, SharedState, SortKey, State},
+    state::{HostView, SharedState, State},
     subnets::Subnets,
 };
 
@@ -260,16 +258,7 @@ impl Exporter {
         if self.config.local.is_empty() {
             return Vec::new();
         }
-        // Every host: the read API has no cheaper way to visit them all than one page of
-        // everything (a sort and one view per host; see the module docs).
-        let all = state.hosts(&HostQuery {
-            sort: SortKey::TotalBytes,
-            order: Order::Desc,
-            offset: 0,
-            limit: usize::MAX,
-            ifindex: None,
-        });
-        self.rows_of(all.hosts.into_iter())
+        self.rows_of(state.each_host())
     }
 
     /// The per-host rows of `hosts` (in any order): gives free places to the biggest local

@@ -315,6 +315,12 @@ impl State {
         }
     }
 
+    /// Every host entry, in no particular order, without sorting or collecting (for scrapes
+    /// that visit them all).
+    pub fn each_host(&self) -> impl Iterator<Item = HostView<'_>> + '_ {
+        self.hosts.iter().map(|h| self.host_view(h))
+    }
+
     /// Every entry of one address: one per interface it was seen on, in interface order.
     /// IPv4 addresses and their IPv4-mapped IPv6 form find the same entries.
     #[must_use]
