@@ -11,6 +11,7 @@
 //! 6. Start the collector and the servers; tell the parent (`-d`) or systemd that ntop serves.
 use std::{
     io::{IsTerminal as _, Write as _},
+    os::unix::fs::MetadataExt as _,
     process::ExitCode,
     sync::Arc,
     time::Duration,
@@ -101,7 +102,13 @@ fn set_password(cli: &Cli) -> Result<std::path::PathBuf> {
         None => auth::read_new_password()?,
     };
     auth::set_admin_password(&dir, &password)?;
-    // The daemon gives the directory to its run-as user at startup; nothing else to do here.
+    // Keep the file with the directory's owner (the run-as user of a daemon that already ran),
+    // so a running daemon can read it on SIGHUP.
+    let meta = std::fs::metadata(dir.path())
+        .with_context(|| format!("reading the owner of {}", dir.path().display()))?;
+    let file = dir.file(auth::password::FILE);
+    std::os::unix::fs::chown(&file, Some(meta.uid()), Some(meta.gid()))
+        .with_context(|| format!("giving {} to the data directory's owner", file.display()))?;
     Ok(dir.path().to_owned())
 }
 
@@ -306,7 +313,7 @@ fn serve(
     let api = http::api(state.clone())
         .or(metrics::route(state, metrics))
         .unify();
-    let app = auth::app(auth, api, false);
+    let app = auth::app(Arc::clone(&auth), api, false);
 
     let served = runtime.block_on(async {
         let mut sigterm =
@@ -315,10 +322,14 @@ fn serve(
         let mut sighup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
         tokio::spawn(async move {
             while sighup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading the TLS certificate");
+                tracing::info!("SIGHUP: reloading the TLS certificate and the admin password");
                 if let Some(tls) = &tls {
                     // Keeps the old certificate and logs why when the new files are broken.
                     let _ = tls.reload();
+                }
+                // A password changed with `ntop -A` takes effect (and ends the sessions).
+                if let Err(e) = auth.reload_password() {
+                    tracing::warn!("{e}; the previous admin password stays in force");
                 }
             }
         });
