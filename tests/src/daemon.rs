@@ -4,7 +4,7 @@
 use std::{
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, ExitStatus},
     time::Duration,
 };
@@ -52,12 +52,41 @@ pub fn data_dir(owner: Option<u32>) -> PathBuf {
 #[track_caller]
 #[must_use]
 pub fn ntop_command(ns: &Netns, args: &[&str]) -> Command {
+    ntop_command_in(ns, &data_dir(None), args)
+}
+
+/// `ntop -P DIR ARGS` in `ns`, for a data directory the test keeps a hand on (made by
+/// [`data_dir`] or by the test itself), without `NTOP_LOG` from the environment.
+#[must_use]
+pub fn ntop_command_in(ns: &Netns, dir: &Path, args: &[&str]) -> Command {
     let mut cmd = ns.command(ntop_bin());
-    cmd.arg("-P")
-        .arg(data_dir(None))
-        .args(args)
-        .env_remove("NTOP_LOG");
+    cmd.arg("-P").arg(dir).args(args).env_remove("NTOP_LOG");
     cmd
+}
+
+/// The `Authorization` header value for HTTP Basic `user:password`.
+#[must_use]
+pub fn basic_auth(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{user}:{password}").into_bytes();
+    let mut out = String::from("Basic ");
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Where [`Daemon::start`] makes the daemon listen inside its namespace.
@@ -74,18 +103,68 @@ pub struct Daemon<'a> {
     addr: SocketAddr,
 }
 
-/// `GET path` on `addr` inside `ns`: the status code and body, or `None` if nothing answers.
+/// `GET path` on `addr` inside `ns` with HTTP Basic `admin:`[`PASSWORD`]: the status code and
+/// body, or `None` if nothing answers.
 #[must_use]
 pub fn http_get(ns: &Netns, addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    ns.enter(|| -> Option<(u16, String)> {
+    http_request(ns, addr, "GET", path, &[("Authorization", BASIC_AUTH)], b"")
+        .map(|r| (r.status, r.body))
+}
+
+/// An answer read by [`http_request`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The status line and the header lines, as received.
+    pub head: String,
+    /// The body (de-chunked).
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The value of the first header called `name` (case-insensitive), trimmed.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The body as JSON, or `None` when it is not JSON.
+    #[must_use]
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.body).ok()
+    }
+}
+
+/// `METHOD path` on `addr` inside `ns` over plain HTTP/1.1 with exactly the given `headers`
+/// (plus `Host`, `Connection: close` and, with a body, `Content-Length`): the answer, or
+/// `None` if nothing answers (2 s to connect, 10 s to read).
+#[must_use]
+pub fn http_request(
+    ns: &Netns,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<HttpResponse> {
+    ns.enter(|| -> Option<HttpResponse> {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {BASIC_AUTH}\r\n\
-             Connection: close\r\n\r\n"
-        )
-        .ok()?;
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        request.push_str("Connection: close\r\n\r\n");
+        let mut raw = request.into_bytes();
+        raw.extend_from_slice(body);
+        s.write_all(&raw).ok()?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).ok()?;
         let text = String::from_utf8_lossy(&raw).into_owned();
@@ -100,7 +179,11 @@ pub fn http_get(ns: &Netns, addr: SocketAddr, path: &str) -> Option<(u16, String
         } else {
             body.to_owned()
         };
-        Some((status, body))
+        Some(HttpResponse {
+            status,
+            head: head.to_owned(),
+            body,
+        })
     })
 }
 
@@ -191,5 +274,34 @@ impl<'a> Daemon<'a> {
     #[must_use]
     pub fn stop(mut self) -> ExitStatus {
         self.child.stop(Duration::from_secs(10))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_encodes_like_rfc_4648() {
+        assert_eq!(basic_auth("admin", PASSWORD), BASIC_AUTH);
+        // Every padding length.
+        assert_eq!(basic_auth("a", ""), "Basic YTo=");
+        assert_eq!(basic_auth("ab", ""), "Basic YWI6");
+        assert_eq!(basic_auth("abc", ""), "Basic YWJjOg==");
+    }
+
+    #[test]
+    fn headers_are_found_case_insensitively() {
+        let r = HttpResponse {
+            status: 401,
+            head: "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\
+                   WWW-Authenticate: Basic realm=\"ntop\""
+                .into(),
+            body: r#"{"code":"unauthorized"}"#.into(),
+        };
+        assert_eq!(r.header("Content-Type"), Some("application/json"));
+        assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"ntop\""));
+        assert_eq!(r.header("HTTP/1.1 401 Unauthorized"), None);
+        assert_eq!(r.json().unwrap()["code"], "unauthorized");
     }
 }

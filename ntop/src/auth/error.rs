@@ -4,11 +4,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use serde::Serialize;
 use warp::{
     http::{
         HeaderValue, StatusCode,
-        header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE},
+        header::{ALLOW, CACHE_CONTROL, RETRY_AFTER, WWW_AUTHENTICATE},
     },
     reject::Reject,
     reply::Response,
@@ -257,27 +256,8 @@ impl AuthError {
     }
 }
 
-/// A JSON response (`Content-Type: application/json`). Our documents always serialize; if
-/// one did not, the response is a JSON 500.
-pub(super) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    let (status, bytes) = match serde_json::to_vec(body) {
-        Ok(bytes) => (status, bytes),
-        Err(e) => {
-            tracing::error!(error = %e, "serializing a response");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                br#"{"code":"internal_error","message":"serializing the response failed"}"#
-                    .to_vec(),
-            )
-        }
-    };
-    let mut response = Response::new(bytes.into());
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
+/// A JSON response: the API's own helper, so every JSON answer is made one way.
+pub(super) use crate::http::handlers::json;
 
 #[cfg(test)]
 mod tests {

@@ -250,7 +250,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// A JSON response. Serializing our documents cannot fail; if it did, the response is a 500
 /// error (still JSON).
-pub(super) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+pub(crate) fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     let (status, bytes) = match serde_json::to_vec(body) {
         Ok(bytes) => (status, bytes),
         Err(e) => {
