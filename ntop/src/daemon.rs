@@ -16,7 +16,7 @@ use std::{
     fs::{self, File, OpenOptions},
     io::{self, BufRead as _, BufReader, Read as _, Seek as _, Write as _},
     os::{
-        fd::{AsFd as _, AsRawFd as _, OwnedFd},
+        fd::{AsRawFd as _, OwnedFd},
         unix::fs::OpenOptionsExt as _,
     },
     path::{Path, PathBuf},
@@ -144,9 +144,10 @@ impl Startup {
         }
         if let Ok(null) = OpenOptions::new().read(true).write(true).open("/dev/null") {
             for fd in 0..=2 {
-                // SAFETY: replaces the standard descriptors, which nothing else owns as an
-                // `OwnedFd`; the standard streams keep writing to the same numbers.
-                let _ = unsafe { unistd::dup2_raw(null.as_fd(), fd) };
+                // SAFETY: dup2 onto the standard descriptors, which no `OwnedFd` owns; they stay
+                // open on /dev/null (nix's `dup2_raw` would hand back an owner that closes them,
+                // and the next accepted socket would become descriptor 0).
+                unsafe { libc::dup2(null.as_raw_fd(), fd) };
             }
         }
     }

@@ -53,31 +53,48 @@ fn main() -> ExitCode {
             set_password(&cli).map(|dir| {
                 println!("ntop: admin password stored in {}", dir.display());
             }),
-            false,
+            Report::Stderr,
         );
     }
     let startup = if cli.daemon {
         match daemon::daemonize() {
             Ok(startup) => Some(startup),
-            Err(e) => return report(Err(e.into()), false),
+            Err(e) => return report(Err(e.into()), Report::Stderr),
         }
     } else {
         None
     };
     init_logging(&cli);
-    report(run(&cli, startup), cli.daemon || cli.log_file.is_some())
+    let how = match (cli.daemon, cli.log_file.is_some()) {
+        (true, _) => Report::LogOnly,
+        (false, true) => Report::StderrAndLog,
+        (false, false) => Report::Stderr,
+    };
+    report(run(&cli, startup), how)
 }
 
-/// Prints the error as one line on standard error (and into the log when that goes elsewhere:
-/// syslog or `--log-file`).
-fn report(result: Result<()>, log_elsewhere: bool) -> ExitCode {
+/// How a failure is reported.
+#[derive(Clone, Copy)]
+enum Report {
+    /// One line on standard error.
+    Stderr,
+    /// One line on standard error and in the log (`--log-file`).
+    StderrAndLog,
+    /// In the log only: a daemon whose waiting parent already printed the error it sent
+    /// through the startup pipe (and whose standard error is /dev/null once it serves).
+    LogOnly,
+}
+
+fn report(result: Result<()>, how: Report) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if log_elsewhere {
+            if matches!(how, Report::StderrAndLog | Report::LogOnly) {
                 tracing::error!("{e:#}");
             }
-            eprintln!("ntop: error: {e:#}");
+            if !matches!(how, Report::LogOnly) {
+                eprintln!("ntop: error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -169,22 +186,22 @@ struct Prepared {
 }
 
 fn run(cli: &Cli, startup: Option<Startup>) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let started = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ntop-http")
         .worker_threads(2)
         .build()
-        .context("starting the async runtime")?;
-    let prepared = match prepare(cli, &runtime) {
-        Ok(p) => p,
+        .context("starting the async runtime")
+        .and_then(|runtime| prepare(cli, &runtime).map(|prepared| (runtime, prepared)));
+    match started {
+        Ok((runtime, prepared)) => serve(cli, runtime, prepared, startup),
         Err(e) => {
             if let Some(startup) = startup {
                 startup.failed(&format!("{e:#}"));
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    serve(cli, runtime, prepared, startup)
+    }
 }
 
 fn prepare(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<Prepared> {

@@ -100,7 +100,8 @@ pub fn resolve(requested: Option<&str>) -> Result<Option<Target>, PrivilegeError
     }
 }
 
-/// Becomes `target` (user, its primary group, no supplementary groups) and verifies it.
+/// Becomes `target` (user, its primary group, and that group as the only supplementary group)
+/// and verifies it.
 ///
 /// # Errors
 /// [`PrivilegeError::Drop`] when switching fails, [`PrivilegeError::NotDropped`] when a check

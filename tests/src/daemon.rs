@@ -2,6 +2,7 @@
 //! plain HTTP/1.1 on that namespace's loopback (so nothing listens outside the namespace).
 
 use std::{
+    fmt::Write as _,
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream},
     path::{Path, PathBuf},
@@ -67,8 +68,7 @@ pub fn ntop_command_in(ns: &Netns, dir: &Path, args: &[&str]) -> Command {
 /// The `Authorization` header value for HTTP Basic `user:password`.
 #[must_use]
 pub fn basic_auth(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let input = format!("{user}:{password}").into_bytes();
     let mut out = String::from("Basic ");
     for chunk in input.chunks(3) {
@@ -156,10 +156,10 @@ pub fn http_request(
         s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
         let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
         for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
+            let _ = write!(request, "{name}: {value}\r\n");
         }
         if !body.is_empty() {
-            request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            let _ = write!(request, "Content-Length: {}\r\n", body.len());
         }
         request.push_str("Connection: close\r\n\r\n");
         let mut raw = request.into_bytes();
