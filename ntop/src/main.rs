@@ -13,7 +13,7 @@ use std::{
     io::{IsTerminal as _, Write as _},
     os::unix::fs::MetadataExt as _,
     process::ExitCode,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
@@ -37,6 +37,7 @@ use ntop::{
     subnets::Subnets,
 };
 use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
 use warp::Filter as _;
 
 fn main() -> ExitCode {
@@ -129,8 +130,10 @@ fn set_password(cli: &Cli) -> Result<std::path::PathBuf> {
     Ok(dir.path().to_owned())
 }
 
-fn init_logging(cli: &Cli) {
-    let filter = match cli.trace_level {
+/// The tracing filter of a trace level (`-t`): ntop at that level, other crates (aya, warp,
+/// hyper) at most at `warn`, everything silent at 0.
+fn level_filter(level: u8) -> EnvFilter {
+    let ours = match level {
         0 => "off",
         1 => "error",
         2 => "warn",
@@ -138,12 +141,56 @@ fn init_logging(cli: &Cli) {
         4 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NTOP_LOG").unwrap_or_else(|_| {
-        // Other crates (aya, warp, hyper) at most at `warn`, and silent at -t 0.
-        let others = if cli.trace_level <= 1 { filter } else { "warn" };
-        tracing_subscriber::EnvFilter::new(format!("ntop={filter},{others}"))
-    });
+    let others = if level <= 1 { ours } else { "warn" };
+    EnvFilter::new(format!("ntop={ours},{others}"))
+}
+
+/// Replaces the log filter of the running daemon (set by [`init_logging`]).
+type Reloader = Box<dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync>;
+static RELOAD_LOG: OnceLock<Reloader> = OnceLock::new();
+
+/// The log filter after a SIGHUP: `DATA_DIR/log-level` when it exists (a trace level 0–5, or a
+/// tracing filter such as `ntop=debug,aya=info`), else the command line's.
+fn reload_log_level(trace_level: u8, dir: &std::path::Path) {
+    let file = dir.join("log-level");
+    let filter = match std::fs::read_to_string(&file) {
+        Ok(text) => match text.trim().parse::<u8>() {
+            Ok(level) if level <= 5 => level_filter(level),
+            _ => match EnvFilter::try_new(text.trim()) {
+                Ok(filter) => filter,
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: not a trace level 0-5 or a filter ({e}); log level unchanged",
+                        file.display()
+                    );
+                    return;
+                }
+            },
+        },
+        Err(_) => level_filter(trace_level),
+    };
+    if let Some(reload) = RELOAD_LOG.get() {
+        match reload(filter) {
+            Ok(()) => tracing::info!("log level reloaded"),
+            Err(e) => tracing::warn!("reloading the log level failed: {e}"),
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let filter =
+        EnvFilter::try_from_env("NTOP_LOG").unwrap_or_else(|_| level_filter(cli.trace_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    macro_rules! install {
+        ($builder:expr) => {{
+            let builder = $builder.with_filter_reloading();
+            let handle = builder.reload_handle();
+            let _ = RELOAD_LOG.set(Box::new(move |f| {
+                handle.reload(f).map_err(|e| e.to_string())
+            }));
+            builder.init();
+        }};
+    }
     if let Some(path) = &cli.log_file {
         match std::fs::OpenOptions::new()
             .create(true)
@@ -151,7 +198,7 @@ fn init_logging(cli: &Cli) {
             .open(path)
         {
             Ok(file) => {
-                builder.with_ansi(false).with_writer(Arc::new(file)).init();
+                install!(builder.with_ansi(false).with_writer(Arc::new(file)));
                 return;
             }
             Err(e) => eprintln!(
@@ -162,16 +209,18 @@ fn init_logging(cli: &Cli) {
     }
     if cli.daemon {
         let syslog = daemon::Syslog::open();
-        builder
-            .with_ansi(false)
-            .without_time()
-            .with_writer(move || syslog)
-            .init();
+        install!(
+            builder
+                .with_ansi(false)
+                .without_time()
+                .with_writer(move || syslog)
+        );
     } else {
-        builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .init();
+        install!(
+            builder
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr)
+        );
     }
 }
 
@@ -337,9 +386,13 @@ fn serve(
             signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
         let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
         let mut sighup = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+        let (trace_level, data_dir) = (cli.trace_level, cli.data_dir.clone());
         tokio::spawn(async move {
             while sighup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reloading the TLS certificate and the admin password");
+                tracing::info!(
+                    "SIGHUP: reloading the log level, the TLS certificate and the admin password"
+                );
+                reload_log_level(trace_level, &data_dir);
                 if let Some(tls) = &tls {
                     // Keeps the old certificate and logs why when the new files are broken.
                     let _ = tls.reload();

@@ -1066,3 +1066,55 @@ fn d_start_failure_is_the_foregrounds_error() {
     assert_nothing_attached(ns, DEV);
     assert_one_line("-i nosuch0", &failed);
 }
+
+/// SIGHUP re-reads the log level from `DATA_DIR/log-level`: a daemon started with `-t 1`
+/// (errors only) logs at info level after `3` is written there and SIGHUP sent, so the info
+/// line that confirms the reload can only appear if the reload took.
+#[test]
+fn sighup_reloads_the_log_level() {
+    require_root();
+    let net = TestNet::new(&VethConfig::default());
+    let ns = &net.a;
+    let dir = data_dir(None);
+    let log = dir.join("test.log");
+    let mut cmd = ntop_command_in(
+        ns,
+        &dir,
+        &[
+            "-i",
+            DEV,
+            "-w",
+            "127.0.0.1:3000",
+            "-u",
+            "root",
+            "-t",
+            "1",
+            "--log-file",
+            utf8(&log),
+        ],
+    );
+    cmd.args(SMALL);
+    let mut daemon = Daemon::spawn(ns, local(3000), cmd);
+    let before = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !before.contains("INFO"),
+        "-t 1 logs no info lines:\n{before}"
+    );
+    std::fs::write(dir.join("log-level"), "3\n").expect("writing the log-level file");
+    daemon.child().signal(libc::SIGHUP);
+    let reloaded = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.contains("log level reloaded").then_some(())
+    });
+    assert!(
+        reloaded.is_some(),
+        "no `log level reloaded` line after SIGHUP:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(
+        daemon.child().try_wait(),
+        None,
+        "the daemon keeps running after SIGHUP"
+    );
+    stop_cleanly(daemon);
+}
