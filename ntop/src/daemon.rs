@@ -84,7 +84,7 @@ impl PidFile {
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o644)
+            .mode(0o600)
             .open(path)
             .map_err(err)?;
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {

@@ -270,14 +270,18 @@ fn as_nobody(ns: &Netns, caps: &[&str], program: &OsStr, args: &[&str]) -> Comma
     if !caps.is_empty() {
         cmd.arg(format!("--ambient-caps={}", &plus[1..]));
     }
-    // A data directory (with the admin password) that nobody owns.
-    let uid: u32 = NOBODY.parse().expect("a uid");
-    cmd.arg(program)
-        .arg("-P")
-        .arg(data_dir(Some(uid)))
-        .args(args)
-        .env_remove("NTOP_LOG");
+    cmd.arg(program).args(args).env_remove("NTOP_LOG");
     cmd
+}
+
+/// `ntop -P DIR args` as [`as_nobody`], with a data directory (admin password set) that nobody
+/// owns.
+fn ntop_as_nobody(ns: &Netns, caps: &[&str], program: &OsStr, args: &[&str]) -> Command {
+    let uid: u32 = NOBODY.parse().expect("a uid");
+    let dir = data_dir(Some(uid));
+    let mut with_dir = vec!["-P", dir.to_str().expect("a UTF-8 path")];
+    with_dir.extend_from_slice(args);
+    as_nobody(ns, caps, program, &with_dir)
 }
 
 /// Runs ntop on `veth-a` as `nobody` with only `caps`; returns its one line of error.
@@ -286,7 +290,7 @@ fn run_as_nobody(caps: &[&str], mode: &str) -> String {
     require_root();
     let net = TestNet::new(&VethConfig::default());
     let bin = NobodyBinary::new(&net.a);
-    let out = run_to_exit(as_nobody(
+    let out = run_to_exit(ntop_as_nobody(
         &net.a,
         caps,
         bin.path().as_os_str(),
@@ -386,6 +390,42 @@ fn missing_capability_says_run_as_root() {
     for want in ["not permitted", "root", "CAP_BPF"] {
         assert!(line.contains(want), "no `{want}` in: {line}");
     }
+}
+
+/// A user who is not root but has `CAP_BPF`, `CAP_PERFMON` and `CAP_NET_ADMIN` runs ntop: it
+/// attaches, serves, counts, and stays that user (nothing to drop).
+#[test]
+fn runs_as_a_non_root_user_with_the_needed_capabilities() {
+    require_root();
+    let net = TestNet::new(&VethConfig::default());
+    let bin = NobodyBinary::new(&net.a);
+    let cmd = ntop_as_nobody(
+        &net.a,
+        &["bpf", "perfmon", "net_admin"],
+        bin.path().as_os_str(),
+        &["-i", "veth-a", "-w", "127.0.0.1:3000", SMALL[0], SMALL[1]],
+    );
+    let mut daemon = Daemon::spawn(&net.a, SocketAddr::from((Ipv4Addr::LOCALHOST, PORT)), cmd);
+    let status = fs::read_to_string(format!("/proc/{}/status", daemon.child().id()))
+        .expect("the daemon's /proc status");
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("a Uid line");
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|id| id == NOBODY),
+        "runs as nobody: {uid_line}"
+    );
+    let h = hooks(&net.a, "veth-a");
+    assert!(
+        h.xdp.to_string().contains("ntop_xdp"),
+        "XDP attached: {}",
+        h.xdp
+    );
+    assert_eq!(h.tcx_egress, ["ntop_tc_egress"]);
+    let status = signal_and_wait(daemon.child(), libc::SIGTERM);
+    assert!(status.success(), "{status}");
+    assert_nothing_attached(&net.a, "veth-a");
 }
 
 /// `CAP_BPF` and `CAP_PERFMON` create the maps; loading XDP and TC programs also needs
