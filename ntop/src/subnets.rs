@@ -8,7 +8,7 @@
 //!
 //! Forms accepted by [`Subnets::parse`], comma-separated, spaces around items ignored:
 //! - `ADDR/PREFIX`, IPv4 or IPv6: `198.18.0.0/15`, `2001:db8::/32`;
-//! - `ADDR/MASK` with a dotted IPv4 netmask, as classic ntop took: `192.168.1.0/255.255.255.0`;
+//! - `ADDR/MASK` with a dotted IPv4 netmask, as classic ntop took: `198.51.100.0/255.255.255.0`;
 //! - a bare address, one host: `198.18.0.7` (`/32`), `2001:db8::7` (`/128`).
 //!
 //! Host bits in `ADDR` are ignored (`198.18.0.1/24` is `198.18.0.0/24`, as an interface's
@@ -22,7 +22,7 @@ use std::{
 };
 
 /// An example of a valid `-m` value, for error messages.
-const EXAMPLE: &str = "198.18.0.0/15,2001:db8::/32 or 192.168.1.0/255.255.255.0";
+const EXAMPLE: &str = "198.18.0.0/15,2001:db8::/32 or 198.51.100.0/255.255.255.0";
 
 /// One subnet: a network address (host bits zero) and a prefix length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -353,17 +353,17 @@ mod tests {
 
     #[test]
     fn prefixes_masks_and_bare_addresses() {
-        let s = Subnets::parse("198.18.0.0/15, 2001:db8::/32,192.168.1.0/255.255.255.0,10.1.2.3")
+        let s = Subnets::parse("198.18.0.0/15, 2001:db8::/32,198.51.100.0/255.255.255.0,203.0.113.7")
             .unwrap();
         assert_eq!(
             s.to_string(),
-            "10.1.2.3/32,192.168.1.0/24,198.18.0.0/15,2001:db8::/32"
+            "198.18.0.0/15,198.51.100.0/24,203.0.113.7/32,2001:db8::/32"
         );
         for inside in [
             "198.18.0.1",
             "198.19.255.255",
-            "192.168.1.200",
-            "10.1.2.3",
+            "198.51.100.200",
+            "203.0.113.7",
             "2001:db8::1",
             "2001:db8:ffff::1",
         ] {
@@ -372,8 +372,8 @@ mod tests {
         for outside in [
             "198.17.255.255",
             "198.20.0.0",
-            "192.168.2.1",
-            "10.1.2.4",
+            "198.51.101.1",
+            "203.0.113.8",
             "2001:db9::1",
             "::1",
         ] {
@@ -398,7 +398,7 @@ mod tests {
         assert!(one.contains(ip("198.18.0.1")) && !one.contains(ip("198.18.0.2")));
         assert!(one.contains(ip("2001:db8::1")) && !one.contains(ip("2001:db8::2")));
         assert_eq!(
-            Subnets::parse("10.0.0.0/0.0.0.0").unwrap().to_string(),
+            Subnets::parse("198.18.0.0/0.0.0.0").unwrap().to_string(),
             "0.0.0.0/0"
         );
     }
@@ -423,8 +423,8 @@ mod tests {
 
     #[test]
     fn bad_items_are_named_with_an_example() {
-        let e = err("198.18.0.0/15,10.0.0.0/33");
-        assert!(e.contains("`10.0.0.0/33`"), "{e}");
+        let e = err("198.18.0.0/15,198.19.0.0/33");
+        assert!(e.contains("`198.19.0.0/33`"), "{e}");
         assert!(e.contains("0 to 32"), "{e}");
         assert!(e.contains("e.g. 198.18.0.0/15,2001:db8::/32"), "{e}");
         let e = err("2001:db8::/129");
@@ -447,7 +447,7 @@ mod tests {
         assert!(e.contains("prefix length ``"), "{e}");
         let e = err("198.18.0.0/-1");
         assert!(e.contains("`-1`"), "{e}");
-        let e = err("198.18.0.0/15,,10.0.0.0/8");
+        let e = err("198.18.0.0/15,,198.19.0.0/16");
         assert!(e.contains("``") && e.contains("empty"), "{e}");
         let e = err("198.18.0.0/15,");
         assert!(e.contains("empty"), "{e}");

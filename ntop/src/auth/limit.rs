@@ -279,14 +279,14 @@ mod tests {
         let t0 = Instant::now();
         let l = Limiter::with_limits(2, WINDOW, 3);
         for i in 0..3u8 {
-            let key = ClientKey::V4(Ipv4Addr::new(10, 0, 0, i));
+            let key = ClientKey::V4(Ipv4Addr::new(198, 18, 7, i));
             l.begin(key, t0 + u32::from(i) * SEC)
                 .unwrap()
                 .failed(t0 + u32::from(i) * SEC);
         }
         assert_eq!(l.clients(), 3);
         l.begin(A, t0 + 5 * SEC).unwrap().failed(t0 + 5 * SEC);
-        assert_eq!(l.clients(), 3, "10.0.0.0 (oldest failure) was evicted");
+        assert_eq!(l.clients(), 3, "198.18.7.0 (oldest failure) was evicted");
         // Expired clients are dropped before anyone else.
         l.begin(B, t0 + 62 * SEC).unwrap().failed(t0 + 62 * SEC);
         assert_eq!(l.clients(), 2, "only A and B are within the window");

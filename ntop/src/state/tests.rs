@@ -521,31 +521,31 @@ fn hosts_listed_in_another_order() {
     s.ingest(
         &sample(0)
             .iface(5, "veth0")
-            .host("10.0.0.1", 5, SENT, L4Class::Tcp, 100, 1)
-            .host("10.0.0.2", 5, SENT, L4Class::Tcp, 200, 2)
-            .host("10.0.0.3", 5, SENT, L4Class::Tcp, 300, 3)
+            .host("192.0.2.1", 5, SENT, L4Class::Tcp, 100, 1)
+            .host("192.0.2.2", 5, SENT, L4Class::Tcp, 200, 2)
+            .host("192.0.2.3", 5, SENT, L4Class::Tcp, 300, 3)
             .build(),
     );
     s.ingest(
         &sample(1000)
             .iface(5, "veth0")
-            .host("10.0.0.3", 5, SENT, L4Class::Tcp, 330, 4)
-            .host("10.0.0.4", 5, SENT, L4Class::Tcp, 5, 1)
-            .host("10.0.0.1", 5, SENT, L4Class::Tcp, 110, 2)
+            .host("192.0.2.3", 5, SENT, L4Class::Tcp, 330, 4)
+            .host("192.0.2.4", 5, SENT, L4Class::Tcp, 5, 1)
+            .host("192.0.2.1", 5, SENT, L4Class::Tcp, 110, 2)
             .build(),
     );
     s.ingest(
         &sample(2000)
             .iface(5, "veth0")
-            .host("10.0.0.1", 5, SENT, L4Class::Tcp, 111, 3)
-            .host("10.0.0.3", 5, SENT, L4Class::Tcp, 333, 5)
+            .host("192.0.2.1", 5, SENT, L4Class::Tcp, 111, 3)
+            .host("192.0.2.3", 5, SENT, L4Class::Tcp, 333, 5)
             .build(),
     );
     let sent = |ip: &str| s.host_entries(ip.parse().unwrap())[0].sent;
-    assert_eq!(sent("10.0.0.1"), traffic(111, 3, 1.0, 1.0));
-    assert_eq!(sent("10.0.0.2"), traffic(200, 2, 0.0, 0.0));
-    assert_eq!(sent("10.0.0.3"), traffic(333, 5, 3.0, 1.0));
-    assert_eq!(sent("10.0.0.4"), traffic(5, 1, 0.0, 0.0));
+    assert_eq!(sent("192.0.2.1"), traffic(111, 3, 1.0, 1.0));
+    assert_eq!(sent("192.0.2.2"), traffic(200, 2, 0.0, 0.0));
+    assert_eq!(sent("192.0.2.3"), traffic(333, 5, 3.0, 1.0));
+    assert_eq!(sent("192.0.2.4"), traffic(5, 1, 0.0, 0.0));
     assert_eq!(s.host_count(), 4);
     assert_eq!(iface(&s, "veth0").hosts, 4);
 }
@@ -556,7 +556,7 @@ fn host_listed_twice_in_one_sample() {
     let twice = |ms, bytes| {
         let mut sample = sample(ms)
             .iface(5, "veth0")
-            .host("10.0.0.1", 5, SENT, L4Class::Tcp, bytes, 1)
+            .host("192.0.2.1", 5, SENT, L4Class::Tcp, bytes, 1)
             .build();
         sample.hosts.push(sample.hosts[0]);
         sample
@@ -565,7 +565,7 @@ fn host_listed_twice_in_one_sample() {
     s.ingest(&twice(1000, 400));
     assert_eq!(s.host_count(), 1);
     assert_eq!(iface(&s, "veth0").hosts, 1);
-    let h = &s.host_entries("10.0.0.1".parse().unwrap())[0];
+    let h = &s.host_entries("192.0.2.1".parse().unwrap())[0];
     assert_eq!(h.sent, traffic(400, 1, 300.0, 0.0));
 }
 
@@ -651,11 +651,11 @@ fn lookup_by_both_address_forms_and_interfaces() {
 ///
 /// | host       | if | sent B/p | recv B/p | first | last  | +sent B at 1 s |
 /// |------------|----|----------|----------|-------|-------|----------------|
-/// | 10.0.0.1   | 5  | 100/1    | 900/9    | 0     | 0     | 0              |
-/// | 10.0.0.2   | 5  | 500/50   | 100/1    | 0     | 1000  | 300            |
-/// | 10.0.0.3   | 7  | 1040/5   | 2000/2   | 0     | 1000  | 1000           |
+/// | 192.0.2.1   | 5  | 100/1    | 900/9    | 0     | 0     | 0              |
+/// | 192.0.2.2   | 5  | 500/50   | 100/1    | 0     | 1000  | 300            |
+/// | 192.0.2.3   | 7  | 1040/5   | 2000/2   | 0     | 1000  | 1000           |
 /// | 2001:db8::1| 5  | 700/7    | 0/0      | 1000  | 1000  | 700 (new)      |
-/// | 10.0.0.10  | 7  | 0/0      | 10/20    | 1000  | 1000  | 0 (+10 recv)   |
+/// | 192.0.2.10  | 7  | 0/0      | 10/20    | 1000  | 1000  | 0 (+10 recv)   |
 /// | ::1        | 5  | 1/1      | 0/0      | 0     | 0     | 0 (gone at 1 s)|
 fn six_hosts() -> State {
     let mut s = State::new();
@@ -663,12 +663,12 @@ fn six_hosts() -> State {
         &sample(0)
             .iface(5, "veth0")
             .iface(7, "veth1")
-            .host("10.0.0.1", 5, SENT, L4Class::Tcp, 100, 1)
-            .host("10.0.0.1", 5, RECEIVED, L4Class::Tcp, 900, 9)
-            .host("10.0.0.2", 5, SENT, L4Class::Udp, 200, 20)
-            .host("10.0.0.2", 5, RECEIVED, L4Class::Udp, 100, 1)
-            .host("10.0.0.3", 7, SENT, L4Class::Tcp, 40, 4)
-            .host("10.0.0.3", 7, RECEIVED, L4Class::Tcp, 1000, 1)
+            .host("192.0.2.1", 5, SENT, L4Class::Tcp, 100, 1)
+            .host("192.0.2.1", 5, RECEIVED, L4Class::Tcp, 900, 9)
+            .host("192.0.2.2", 5, SENT, L4Class::Udp, 200, 20)
+            .host("192.0.2.2", 5, RECEIVED, L4Class::Udp, 100, 1)
+            .host("192.0.2.3", 7, SENT, L4Class::Tcp, 40, 4)
+            .host("192.0.2.3", 7, RECEIVED, L4Class::Tcp, 1000, 1)
             .host("::1", 5, SENT, L4Class::Other, 1, 1)
             .build(),
     );
@@ -676,15 +676,15 @@ fn six_hosts() -> State {
         &sample(1000)
             .iface(5, "veth0")
             .iface(7, "veth1")
-            .host("10.0.0.1", 5, SENT, L4Class::Tcp, 100, 1)
-            .host("10.0.0.1", 5, RECEIVED, L4Class::Tcp, 900, 9)
-            .host("10.0.0.2", 5, SENT, L4Class::Udp, 500, 50)
-            .host("10.0.0.2", 5, RECEIVED, L4Class::Udp, 100, 1)
-            .host("10.0.0.3", 7, SENT, L4Class::Tcp, 50, 5)
-            .host("10.0.0.3", 7, SENT, L4Class::Udp, 990, 0)
-            .host("10.0.0.3", 7, RECEIVED, L4Class::Tcp, 2000, 2)
+            .host("192.0.2.1", 5, SENT, L4Class::Tcp, 100, 1)
+            .host("192.0.2.1", 5, RECEIVED, L4Class::Tcp, 900, 9)
+            .host("192.0.2.2", 5, SENT, L4Class::Udp, 500, 50)
+            .host("192.0.2.2", 5, RECEIVED, L4Class::Udp, 100, 1)
+            .host("192.0.2.3", 7, SENT, L4Class::Tcp, 50, 5)
+            .host("192.0.2.3", 7, SENT, L4Class::Udp, 990, 0)
+            .host("192.0.2.3", 7, RECEIVED, L4Class::Tcp, 2000, 2)
             .host("2001:db8::1", 5, SENT, L4Class::Tcp, 700, 7)
-            .host("10.0.0.10", 7, RECEIVED, L4Class::Icmp, 10, 20)
+            .host("192.0.2.10", 7, RECEIVED, L4Class::Icmp, 10, 20)
             .build(),
     );
     s
@@ -713,18 +713,18 @@ fn by(sort: SortKey, order: Order) -> HostQuery {
 #[expect(clippy::too_many_lines, reason = "one table of hand-worked cases")]
 fn sorting() {
     let s = six_hosts();
-    // 10.0.0.3 sent 50 + 990 (UDP) = 1040 bytes at 1 s.
+    // 192.0.2.3 sent 50 + 990 (UDP) = 1040 bytes at 1 s.
     let cases: [(SortKey, Order, [&str; 6]); 12] = [
         // total bytes: .3 3040, .1 1000, 2001:db8::1 700, .2 600, .10 10, ::1 1
         (
             SortKey::TotalBytes,
             Order::Desc,
             [
-                "10.0.0.3@7",
-                "10.0.0.1@5",
+                "192.0.2.3@7",
+                "192.0.2.1@5",
                 "2001:db8::1@5",
-                "10.0.0.2@5",
-                "10.0.0.10@7",
+                "192.0.2.2@5",
+                "192.0.2.10@7",
                 "::1@5",
             ],
         ),
@@ -733,11 +733,11 @@ fn sorting() {
             Order::Asc,
             [
                 "::1@5",
-                "10.0.0.10@7",
-                "10.0.0.2@5",
+                "192.0.2.10@7",
+                "192.0.2.2@5",
                 "2001:db8::1@5",
-                "10.0.0.1@5",
-                "10.0.0.3@7",
+                "192.0.2.1@5",
+                "192.0.2.3@7",
             ],
         ),
         // sent bytes: .3 1040, 2001:db8::1 700, .2 500, .1 100, ::1 1, .10 0
@@ -745,12 +745,12 @@ fn sorting() {
             SortKey::SentBytes,
             Order::Desc,
             [
-                "10.0.0.3@7",
+                "192.0.2.3@7",
                 "2001:db8::1@5",
-                "10.0.0.2@5",
-                "10.0.0.1@5",
+                "192.0.2.2@5",
+                "192.0.2.1@5",
                 "::1@5",
-                "10.0.0.10@7",
+                "192.0.2.10@7",
             ],
         ),
         // received bytes: .3 2000, .1 900, .2 100, .10 10, then 0: ::1 and 2001:db8::1 by address
@@ -758,24 +758,24 @@ fn sorting() {
             SortKey::ReceivedBytes,
             Order::Desc,
             [
-                "10.0.0.3@7",
-                "10.0.0.1@5",
-                "10.0.0.2@5",
-                "10.0.0.10@7",
+                "192.0.2.3@7",
+                "192.0.2.1@5",
+                "192.0.2.2@5",
+                "192.0.2.10@7",
                 "::1@5",
                 "2001:db8::1@5",
             ],
         ),
         // total packets: .2 51, .10 20, .1 10, .3 7, 2001:db8::1 7, ::1 1 (tie .3 / 2001:db8::1 by
-        // address: ::ffff:10.0.0.3 sorts before 2001:db8::1)
+        // address: ::ffff:192.0.2.3 sorts before 2001:db8::1)
         (
             SortKey::TotalPackets,
             Order::Desc,
             [
-                "10.0.0.2@5",
-                "10.0.0.10@7",
-                "10.0.0.1@5",
-                "10.0.0.3@7",
+                "192.0.2.2@5",
+                "192.0.2.10@7",
+                "192.0.2.1@5",
+                "192.0.2.3@7",
                 "2001:db8::1@5",
                 "::1@5",
             ],
@@ -785,12 +785,12 @@ fn sorting() {
             SortKey::SentPackets,
             Order::Desc,
             [
-                "10.0.0.2@5",
+                "192.0.2.2@5",
                 "2001:db8::1@5",
-                "10.0.0.3@7",
+                "192.0.2.3@7",
                 "::1@5",
-                "10.0.0.1@5",
-                "10.0.0.10@7",
+                "192.0.2.1@5",
+                "192.0.2.10@7",
             ],
         ),
         // received packets: .10 20, .1 9, .3 2, .2 1, then 0: ::1, 2001:db8::1
@@ -798,10 +798,10 @@ fn sorting() {
             SortKey::ReceivedPackets,
             Order::Desc,
             [
-                "10.0.0.10@7",
-                "10.0.0.1@5",
-                "10.0.0.3@7",
-                "10.0.0.2@5",
+                "192.0.2.10@7",
+                "192.0.2.1@5",
+                "192.0.2.3@7",
+                "192.0.2.2@5",
                 "::1@5",
                 "2001:db8::1@5",
             ],
@@ -812,12 +812,12 @@ fn sorting() {
             SortKey::Throughput,
             Order::Desc,
             [
-                "10.0.0.3@7",
+                "192.0.2.3@7",
                 "2001:db8::1@5",
-                "10.0.0.2@5",
-                "10.0.0.10@7",
+                "192.0.2.2@5",
+                "192.0.2.10@7",
                 "::1@5",
-                "10.0.0.1@5",
+                "192.0.2.1@5",
             ],
         ),
         // first seen, newest first: 1000: .10, 2001:db8::1 (by address); then 0: ::1, .1, .2, .3
@@ -825,12 +825,12 @@ fn sorting() {
             SortKey::FirstSeen,
             Order::Desc,
             [
-                "10.0.0.10@7",
+                "192.0.2.10@7",
                 "2001:db8::1@5",
                 "::1@5",
-                "10.0.0.1@5",
-                "10.0.0.2@5",
-                "10.0.0.3@7",
+                "192.0.2.1@5",
+                "192.0.2.2@5",
+                "192.0.2.3@7",
             ],
         ),
         // last seen, oldest first: 0: ::1, .1; then 1000: .2, .3, .10, 2001:db8::1
@@ -839,10 +839,10 @@ fn sorting() {
             Order::Asc,
             [
                 "::1@5",
-                "10.0.0.1@5",
-                "10.0.0.2@5",
-                "10.0.0.3@7",
-                "10.0.0.10@7",
+                "192.0.2.1@5",
+                "192.0.2.2@5",
+                "192.0.2.3@7",
+                "192.0.2.10@7",
                 "2001:db8::1@5",
             ],
         ),
@@ -852,10 +852,10 @@ fn sorting() {
             Order::Asc,
             [
                 "::1@5",
-                "10.0.0.1@5",
-                "10.0.0.2@5",
-                "10.0.0.3@7",
-                "10.0.0.10@7",
+                "192.0.2.1@5",
+                "192.0.2.2@5",
+                "192.0.2.3@7",
+                "192.0.2.10@7",
                 "2001:db8::1@5",
             ],
         ),
@@ -864,10 +864,10 @@ fn sorting() {
             Order::Desc,
             [
                 "2001:db8::1@5",
-                "10.0.0.10@7",
-                "10.0.0.3@7",
-                "10.0.0.2@5",
-                "10.0.0.1@5",
+                "192.0.2.10@7",
+                "192.0.2.3@7",
+                "192.0.2.2@5",
+                "192.0.2.1@5",
                 "::1@5",
             ],
         ),
@@ -894,11 +894,11 @@ fn paging_and_filtering() {
     // Full order by total bytes, desc: .3, .1, 2001:db8::1, .2, .10, ::1.
     assert_eq!(
         listed(&s, page(0, 2, None)),
-        (6, names(&["10.0.0.3@7", "10.0.0.1@5"]))
+        (6, names(&["192.0.2.3@7", "192.0.2.1@5"]))
     );
     assert_eq!(
         listed(&s, page(2, 3, None)),
-        (6, names(&["2001:db8::1@5", "10.0.0.2@5", "10.0.0.10@7"]))
+        (6, names(&["2001:db8::1@5", "192.0.2.2@5", "192.0.2.10@7"]))
     );
     assert_eq!(listed(&s, page(5, 100, None)), (6, names(&["::1@5"])));
     assert_eq!(listed(&s, page(6, 100, None)), (6, names(&[])));
@@ -911,11 +911,11 @@ fn paging_and_filtering() {
     // veth1 (ifindex 7) has .3 and .10.
     assert_eq!(
         listed(&s, page(0, 100, Some(7))),
-        (2, names(&["10.0.0.3@7", "10.0.0.10@7"]))
+        (2, names(&["192.0.2.3@7", "192.0.2.10@7"]))
     );
     assert_eq!(
         listed(&s, page(1, 1, Some(7))),
-        (2, names(&["10.0.0.10@7"]))
+        (2, names(&["192.0.2.10@7"]))
     );
     assert_eq!(listed(&s, page(0, 100, Some(99))), (0, names(&[])));
 }
