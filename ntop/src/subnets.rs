@@ -353,8 +353,9 @@ mod tests {
 
     #[test]
     fn prefixes_masks_and_bare_addresses() {
-        let s = Subnets::parse("198.18.0.0/15, 2001:db8::/32,198.51.100.0/255.255.255.0,203.0.113.7")
-            .unwrap();
+        let s =
+            Subnets::parse("198.18.0.0/15, 2001:db8::/32,198.51.100.0/255.255.255.0,203.0.113.7")
+                .unwrap();
         assert_eq!(
             s.to_string(),
             "198.18.0.0/15,198.51.100.0/24,203.0.113.7/32,2001:db8::/32"
