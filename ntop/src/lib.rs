@@ -17,7 +17,6 @@ pub mod cli;
 pub mod collect;
 pub mod daemon;
 pub mod ebpf;
-pub mod history;
 pub mod http;
 pub mod logging;
 pub mod metrics;
