@@ -77,8 +77,9 @@ pub enum ApiError {
     },
     /// No route has this path.
     #[error(
-        "no such API route; the routes are GET /api/v1/interfaces, /api/v1/hosts, \
-         /api/v1/hosts/{{ip}}, /api/v1/protocols and /api/v1/health"
+        "no such route; the routes are GET /api/v1/interfaces, /api/v1/hosts, \
+         /api/v1/hosts/{{ip}}, /api/v1/protocols, /api/v1/health, /metrics, /login, \
+         /api/v1/session and /api/v1/tokens (see docs/API.md)"
     )]
     NotFound,
     /// The path exists but not for this method.
