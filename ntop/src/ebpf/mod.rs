@@ -4,21 +4,30 @@
 //! Runs at startup (load, attach: needs `CAP_BPF` and `CAP_NET_ADMIN`) and then on the collector
 //! task ([`Kernel::read`]: only needs the map fds, so it keeps working after privileges are
 //! dropped). Dropping [`Kernel`] closes every program and link fd, which detaches everything: no
-//! program or link stays behind (`bpftool net` is empty afterwards).
+//! program or link stays behind (`bpftool net` is empty afterwards). Unless it was loaded with
+//! [`Kernel::load_pinned`]: then the pins in bpffs keep the programs counting until
+//! [`Kernel::detach`] or [`detach_all`] removes them (see [`pin`]).
 
 pub mod batch;
 pub mod iface;
+pub mod pin;
 
 use std::{
     io,
     os::fd::{AsFd as _, AsRawFd, BorrowedFd, RawFd},
+    path::{Path, PathBuf},
     time::{Duration, Instant, SystemTime},
 };
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, Map, MapData},
-    programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions},
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        tc::{SchedClassifierLinkId, TcAttachOptions},
+        xdp::XdpLinkId,
+    },
 };
 use ntop_common::{
     counters::{Counter, HostCounters, HostKey},
@@ -152,6 +161,9 @@ pub enum Error {
         /// What to try instead.
         hint: &'static str,
     },
+    /// Pinning, re-adopting or removing pinned programs failed (see [`pin`]).
+    #[error(transparent)]
+    Pin(#[from] pin::PinError),
     /// Reading a map failed.
     #[error("reading map `{map}` failed: {source}")]
     Read {
@@ -178,8 +190,11 @@ pub struct Attached {
 
 /// The loaded, attached programs and their maps.
 pub struct Kernel {
-    /// Owns the programs and their links (dropping it detaches them).
-    ebpf: Ebpf,
+    /// Owns the programs and their unpinned links (dropping it detaches them); `None` when the
+    /// pinned programs were re-adopted.
+    ebpf: Option<Ebpf>,
+    /// The pinned links and where they are pinned (`None`: nothing pinned).
+    pins: Option<Pins>,
     interfaces: Vec<Attached>,
     hosts: MapData,
     other: MapData,
@@ -199,6 +214,7 @@ impl std::fmt::Debug for Kernel {
         f.debug_struct("Kernel")
             .field("interfaces", &self.interfaces)
             .field("host_capacity", &self.host_capacity)
+            .field("pins", &self.pins)
             .finish_non_exhaustive()
     }
 }
@@ -347,8 +363,44 @@ fn load_programs(ebpf: &mut Ebpf, mode: ModeRequest) -> Result<(), Error> {
         .map_err(failed(PROG_TC_EGRESS))
 }
 
+/// The pinned links of a pinned [`Kernel`] and where they are.
+#[derive(Debug)]
+struct Pins {
+    /// `base/v<PIN_LAYOUT>`.
+    dir: PathBuf,
+    /// Kept open: the links stay attached while the pins or these fds exist.
+    links: Vec<PinnedLink>,
+    /// Whether the programs were re-adopted (their counters go on from before this start).
+    readopted: bool,
+}
+
+/// A link just attached, to be pinned.
+enum LinkHandle {
+    Xdp(XdpLinkId),
+    Tc(&'static str, SchedClassifierLinkId),
+}
+
+/// Takes an attached link from its program as an [`FdLink`] (a `bpf_link`).
+fn take_fd_link(ebpf: &mut Ebpf, handle: LinkHandle) -> Result<FdLink, String> {
+    match handle {
+        LinkHandle::Xdp(id) => {
+            let xdp = load_program::<Xdp>(ebpf, PROG_XDP).map_err(|e| e.to_string())?;
+            let link = xdp.take_link(id).map_err(|e| chain(&e))?;
+            FdLink::try_from(link).map_err(|e| {
+                format!("the XDP attachment is not a bpf_link (kernel older than 5.9?): {e}")
+            })
+        }
+        LinkHandle::Tc(program, id) => {
+            let tc = load_program::<SchedClassifier>(ebpf, program).map_err(|e| e.to_string())?;
+            let link = tc.take_link(id).map_err(|e| chain(&e))?;
+            FdLink::try_from(link).map_err(|e| chain(&e))
+        }
+    }
+}
+
 impl Kernel {
-    /// Loads the programs, sizes the maps and attaches to every interface.
+    /// Loads the programs, sizes the maps and attaches to every interface. Nothing is pinned:
+    /// dropping the [`Kernel`] detaches everything.
     ///
     /// # Errors
     /// See [`Error`]; nothing stays attached when this fails.
@@ -357,6 +409,137 @@ impl Kernel {
             return Err(Error::NoObject);
         }
         let resolved = resolve(&opts.interfaces)?;
+        Self::load_fresh(opts, resolved, None)
+    }
+
+    /// Like [`Kernel::load`], but pinned under `base/v<PIN_LAYOUT>` (see [`pin`]): the first
+    /// start loads and pins every map and link; a later start with the same layout, interfaces
+    /// and capacity re-adopts the pins, so the counters go on from where they were with no gap.
+    /// bpffs is mounted at `/sys/fs/bpf` first when `base` is under it and it is not mounted.
+    ///
+    /// # Errors
+    /// See [`Error`]; [`Error::Pin`] with [`pin::PinError::Mismatch`] when the pins differ from
+    /// what `opts` asks for (nothing is changed then). On a failed first start nothing stays
+    /// pinned or attached.
+    pub fn load_pinned(opts: &LoadOptions, base: &Path) -> Result<Self, Error> {
+        if OBJECT.is_empty() {
+            return Err(Error::NoObject);
+        }
+        let resolved = resolve(&opts.interfaces)?;
+        let dir = pin::prepare(base)?;
+        if let Some(layout) = pin::read_layout(&dir)? {
+            return Self::adopt(opts, &resolved, dir, &layout);
+        }
+        let result = Self::load_fresh(opts, resolved, Some(&dir));
+        if result.is_err() {
+            let mut removed = Vec::new();
+            if let Err(e) = pin::remove_dir(&dir, &mut removed) {
+                tracing::warn!(error = %e, "removing the partial pins failed");
+            }
+        }
+        result
+    }
+
+    /// Re-adopts the programs pinned in `dir` after checking they are what `opts` would create.
+    fn adopt(
+        opts: &LoadOptions,
+        resolved: &[(String, u32)],
+        dir: PathBuf,
+        layout: &pin::Layout,
+    ) -> Result<Self, Error> {
+        let mismatch = |what: String| {
+            Error::Pin(pin::PinError::Mismatch {
+                dir: dir.clone(),
+                what,
+            })
+        };
+        let names = |v: &mut dyn Iterator<Item = (String, u32)>| {
+            v.map(|(n, i)| format!("{n} (ifindex {i})"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let pinned = names(
+            &mut layout
+                .interfaces
+                .iter()
+                .map(|i| (i.name.clone(), i.ifindex)),
+        );
+        let wanted = names(&mut resolved.iter().cloned());
+        if pinned != wanted {
+            return Err(mismatch(format!(
+                "pinned programs for a different interface set: pinned [{pinned}], -i gives \
+                 [{wanted}]"
+            )));
+        }
+        if layout.layout != pin::PIN_LAYOUT {
+            return Err(mismatch(format!(
+                "pin layout {} recorded, this ntop uses {}",
+                layout.layout,
+                pin::PIN_LAYOUT
+            )));
+        }
+        if layout.mode != pin::mode_name(opts.mode) {
+            return Err(mismatch(format!(
+                "pinned with --capture-mode {}, now {}",
+                layout.mode,
+                pin::mode_name(opts.mode)
+            )));
+        }
+        let max_hosts = opts.max_hosts.max(1);
+        if layout.max_hosts != max_hosts {
+            return Err(mismatch(format!(
+                "pinned with a host capacity of {}, now {max_hosts} (a different --memory-budget)",
+                layout.max_hosts
+            )));
+        }
+        let count = u32::try_from(resolved.len()).unwrap_or(u32::MAX);
+        let max_ifindex = resolved.iter().map(|&(_, i)| i).max().unwrap_or(0);
+        let mut opened = Vec::new();
+        for shape in pin::expected_maps(count, max_ifindex, max_hosts) {
+            let map = pin::open_map(&dir, shape.name)?;
+            pin::check_map(&map, &shape).map_err(mismatch)?;
+            opened.push(map);
+        }
+        let mut links = Vec::new();
+        for file in &layout.links {
+            links.push(pin::open_link(&dir, file)?);
+        }
+        let interfaces = (0u32..)
+            .zip(&layout.interfaces)
+            .map(|(slot, i)| Attached {
+                name: i.name.clone(),
+                ifindex: i.ifindex,
+                slot,
+                mode: i.mode,
+            })
+            .collect();
+        let mut opened = opened.into_iter();
+        let mut next = || opened.next().ok_or(Error::Map(maps::HOSTS));
+        let (hosts, other, proto, _slots, errors) = (next()?, next()?, next()?, next()?, next()?);
+        tracing::info!(dir = %dir.display(), links = links.len(), "re-adopted the pinned programs");
+        Ok(Self::assemble(
+            None,
+            Some(Pins {
+                dir,
+                links,
+                readopted: true,
+            }),
+            interfaces,
+            [hosts, other, proto, errors],
+            max_hosts,
+            count,
+        ))
+    }
+
+    /// Loads and attaches; pins everything into `pin_dir` when given.
+    fn load_fresh(
+        opts: &LoadOptions,
+        resolved: Vec<(String, u32)>,
+        pin_dir: Option<&Path>,
+    ) -> Result<Self, Error> {
+        if OBJECT.is_empty() {
+            return Err(Error::NoObject);
+        }
         let count = u32::try_from(resolved.len()).unwrap_or(u32::MAX);
         let max_ifindex = resolved.iter().map(|&(_, i)| i).max().unwrap_or(0);
 
@@ -378,10 +561,18 @@ impl Kernel {
         load_programs(&mut ebpf, opts.mode)?;
 
         let mut interfaces = Vec::new();
+        let mut handles = Vec::new();
         for (slot, (name, ifindex)) in (0u32..).zip(resolved) {
             let mode = if opts.attach {
-                let mode = attach_ingress(&mut ebpf, &name, ifindex, opts.mode)?;
-                attach_tc(&mut ebpf, &name, TcAttachType::Egress)?;
+                let (mode, ingress) = attach_ingress(&mut ebpf, &name, ifindex, opts.mode)?;
+                let hook = if mode == CaptureMode::Tc {
+                    "tcx-ingress"
+                } else {
+                    "xdp"
+                };
+                handles.push((pin::link_file(&name, hook), ingress));
+                let egress = attach_tc(&mut ebpf, &name, TcAttachType::Egress)?;
+                handles.push((pin::link_file(&name, "tcx-egress"), egress));
                 mode
             } else if opts.mode == ModeRequest::Tc {
                 CaptureMode::Tc
@@ -396,17 +587,40 @@ impl Kernel {
             });
         }
 
-        let cpus = possible_cpus();
+        let pins = match pin_dir {
+            Some(dir) => Some(pin_all(&mut ebpf, dir, opts, &interfaces, handles)?),
+            None => None,
+        };
+
         let hosts = take(&mut ebpf, maps::HOSTS)?;
         let other = take(&mut ebpf, maps::OTHER_HOSTS)?;
         let proto = take(&mut ebpf, maps::PROTO_STATS)?;
         let errors = take(&mut ebpf, maps::ERRORS)?;
+        Ok(Self::assemble(
+            Some(ebpf),
+            pins,
+            interfaces,
+            [hosts, other, proto, errors],
+            opts.max_hosts.max(1),
+            count,
+        ))
+    }
+
+    fn assemble(
+        ebpf: Option<Ebpf>,
+        pins: Option<Pins>,
+        interfaces: Vec<Attached>,
+        [hosts, other, proto, errors]: [MapData; 4],
+        host_capacity: u32,
+        count: u32,
+    ) -> Self {
+        let cpus = possible_cpus();
         let chunk = |n: u32| (n as usize).clamp(1, BATCH_CHUNK);
-        Ok(Self {
+        Self {
             host_reader: BatchReader::new(
                 size_of::<HostKey>(),
                 size_of::<HostCounters>(),
-                chunk(opts.max_hosts),
+                chunk(host_capacity),
             ),
             other_reader: BatchReader::new(4, size_of::<HostCounters>() * cpus, chunk(count)),
             proto_reader: BatchReader::new(
@@ -416,15 +630,40 @@ impl Kernel {
             ),
             error_reader: BatchReader::new(4, 8 * cpus, chunk(ERROR_KINDS)),
             ebpf,
+            pins,
             interfaces,
             hosts,
             other,
             proto,
             errors,
             cpus,
-            host_capacity: opts.max_hosts.max(1),
+            host_capacity,
             started: Instant::now(),
-        })
+        }
+    }
+
+    /// Where the programs are pinned (`base/v<PIN_LAYOUT>`), if they are.
+    #[must_use]
+    pub fn pin_dir(&self) -> Option<&Path> {
+        self.pins.as_ref().map(|p| p.dir.as_path())
+    }
+
+    /// Whether this start re-adopted pinned programs: their counters go on from before the
+    /// start (they are not new counters starting at zero).
+    #[must_use]
+    pub fn readopted(&self) -> bool {
+        self.pins.as_ref().is_some_and(|p| p.readopted)
+    }
+
+    /// Stops without detaching when pinned: closes every fd but leaves the pins in bpffs, so the
+    /// programs keep counting until a later start re-adopts them or [`pin::detach_all`] removes
+    /// them. Returns the pin directory, or `None` when nothing was pinned (then this detached
+    /// everything, as [`Kernel::detach`] does).
+    #[must_use]
+    pub fn leave_pinned(self) -> Option<PathBuf> {
+        let Self { ebpf, pins, .. } = self;
+        drop(ebpf);
+        pins.map(|p| p.dir)
     }
 
     /// The attached interfaces, in slot order.
@@ -440,8 +679,14 @@ impl Kernel {
     }
 
     /// The loaded programs, e.g. for `BPF_PROG_TEST_RUN` in tests and benchmarks.
+    ///
+    /// # Panics
+    /// When the programs were re-adopted from pins ([`Kernel::readopted`]): this process did
+    /// not load them.
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
-        &mut self.ebpf
+        self.ebpf
+            .as_mut()
+            .expect("re-adopted pinned programs have no Ebpf object")
     }
 
     /// Reads every map into a new [`Sample`]. Never resets a kernel counter.
@@ -554,12 +799,28 @@ impl Kernel {
         Ok(())
     }
 
-    /// Detaches everything (also what dropping does) and says what was detached.
+    /// Detaches everything and says what was detached. Dropping does the same when nothing is
+    /// pinned; when pinned, this also removes the pins (links, maps, layout file): the links
+    /// detach when their last reference goes, and the pinned counts are gone.
     #[must_use]
     pub fn detach(self) -> Vec<Attached> {
         let Self {
-            ebpf, interfaces, ..
+            ebpf,
+            pins,
+            interfaces,
+            ..
         } = self;
+        if let Some(pins) = pins {
+            let mut removed = Vec::new();
+            if let Err(e) = pin::remove_dir(&pins.dir, &mut removed) {
+                tracing::warn!(error = %e, dir = %pins.dir.display(), "removing the pins failed");
+            }
+            drop(pins.links);
+            if let Some(base) = pins.dir.parent() {
+                // The base goes too when this was its only content.
+                let _ = std::fs::remove_dir(base);
+            }
+        }
         drop(ebpf);
         interfaces
     }
@@ -569,6 +830,82 @@ impl Kernel {
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
+}
+
+/// Pins every map of a freshly loaded `ebpf` and the attached links into `dir`, and writes the
+/// layout file last (a directory without it is an interrupted first start).
+fn pin_all(
+    ebpf: &mut Ebpf,
+    dir: &Path,
+    opts: &LoadOptions,
+    interfaces: &[Attached],
+    handles: Vec<(String, LinkHandle)>,
+) -> Result<Pins, Error> {
+    let count = u32::try_from(interfaces.len()).unwrap_or(u32::MAX);
+    let max_ifindex = interfaces.iter().map(|a| a.ifindex).max().unwrap_or(0);
+    // What re-adoption will check must hold for what this binary creates.
+    for shape in pin::expected_maps(count, max_ifindex, opts.max_hosts) {
+        match ebpf.map(shape.name) {
+            Some(Map::HashMap(m) | Map::PerCpuArray(m) | Map::Array(m)) => {
+                pin::check_map(m, &shape).map_err(|what| pin::PinError::Mismatch {
+                    dir: dir.to_path_buf(),
+                    what: format!("the freshly loaded {what} (a build mismatch; rebuild ntop)"),
+                })?;
+            }
+            _ => return Err(Error::Map(shape.name)),
+        }
+    }
+    let mut map_files = Vec::new();
+    for (name, map) in ebpf.maps() {
+        let file = pin::map_file(name);
+        let path = dir.join("maps").join(&file);
+        map.pin(&path).map_err(|e| pin::PinError::Bpf {
+            what: "pinning map",
+            path: path.clone(),
+            reason: chain(&e),
+        })?;
+        map_files.push(file);
+    }
+    let mut links = Vec::new();
+    let mut link_files = Vec::new();
+    for (file, handle) in handles {
+        let path = dir.join("links").join(&file);
+        let link = take_fd_link(ebpf, handle).map_err(|reason| pin::PinError::Bpf {
+            what: "taking the link to pin it at",
+            path: path.clone(),
+            reason,
+        })?;
+        let pinned = link.pin(&path).map_err(|e| pin::PinError::Bpf {
+            what: "pinning link",
+            path: path.clone(),
+            reason: chain(&e),
+        })?;
+        links.push(pinned);
+        link_files.push(file);
+    }
+    pin::write_layout(
+        dir,
+        &pin::Layout {
+            layout: pin::PIN_LAYOUT,
+            mode: pin::mode_name(opts.mode).to_owned(),
+            max_hosts: opts.max_hosts.max(1),
+            interfaces: interfaces
+                .iter()
+                .map(|a| pin::PinnedInterface {
+                    name: a.name.clone(),
+                    ifindex: a.ifindex,
+                    mode: a.mode,
+                })
+                .collect(),
+            maps: map_files,
+            links: link_files,
+        },
+    )?;
+    Ok(Pins {
+        dir: dir.to_path_buf(),
+        links,
+        readopted: false,
+    })
 }
 
 /// A map's fd, for raw `bpf(2)` calls.
@@ -600,11 +937,11 @@ fn attach_ingress(
     name: &str,
     ifindex: u32,
     mode: ModeRequest,
-) -> Result<CaptureMode, Error> {
+) -> Result<(CaptureMode, LinkHandle), Error> {
     const HINT_TC: &str = "try --capture-mode tc (counts ingress with TCX instead of XDP)";
     if mode == ModeRequest::Tc {
-        attach_tc(ebpf, name, TcAttachType::Ingress)?;
-        return Ok(CaptureMode::Tc);
+        let link = attach_tc(ebpf, name, TcAttachType::Ingress)?;
+        return Ok((CaptureMode::Tc, link));
     }
     let xdp = load_program::<Xdp>(ebpf, PROG_XDP)?;
     let attempts: &[(XdpMode, CaptureMode, &'static str)] = match mode {
@@ -622,7 +959,7 @@ fn attach_ingress(
     let mut busy_seen = false;
     for &(xdp_mode, capture, hook) in attempts {
         match xdp.attach_to_if_index(ifindex, xdp_mode) {
-            Ok(_) => return Ok(capture),
+            Ok(id) => return Ok((capture, LinkHandle::Xdp(id))),
             Err(e) => {
                 tracing::debug!(iface = name, hook, error = %chain(&e), "XDP attach failed");
                 let busy = has_errno(&e, &[libc::EBUSY, libc::EEXIST]);
@@ -646,7 +983,7 @@ fn attach_ingress(
     Err(last.unwrap_or(Error::NoInterface))
 }
 
-fn attach_tc(ebpf: &mut Ebpf, name: &str, kind: TcAttachType) -> Result<(), Error> {
+fn attach_tc(ebpf: &mut Ebpf, name: &str, kind: TcAttachType) -> Result<LinkHandle, Error> {
     let (program, hook) = match kind {
         TcAttachType::Ingress => (PROG_TC_INGRESS, "TCX ingress"),
         _ => (PROG_TC_EGRESS, "TCX egress"),
@@ -655,11 +992,21 @@ fn attach_tc(ebpf: &mut Ebpf, name: &str, kind: TcAttachType) -> Result<(), Erro
     // First in the chain, so no other program can hide a packet from the count; the program
     // returns TCX_NEXT, so the rest of the chain runs as if ntop were not there.
     prog.attach_with_options(name, kind, TcAttachOptions::TcxOrder(LinkOrder::first()))
-        .map(drop)
+        .map(|id| LinkHandle::Tc(program, id))
         .map_err(|e| Error::Attach {
             iface: name.to_owned(),
             hook,
             reason: chain(&e),
             hint: "TCX needs Linux 6.6 or later and CAP_NET_ADMIN",
         })
+}
+
+/// Removes everything pinned under `base` (every layout version; for `ntop --detach-all`) and
+/// says what it removed. The pinned links detach as their pins go (unless a running ntop still
+/// holds them).
+///
+/// # Errors
+/// [`Error::Pin`] when a pin cannot be removed.
+pub fn detach_all(base: &Path) -> Result<Vec<String>, Error> {
+    pin::detach_all(base)
 }
