@@ -115,6 +115,22 @@ pub struct Cli {
     #[arg(long, value_enum, default_value = "xdp", value_name = "MODE")]
     pub capture_mode: ModeRequest,
 
+    /// Keep counting while ntop is stopped or restarted: the programs, maps and links are
+    /// pinned under --pin-dir and left attached when ntop stops; the next start with this flag
+    /// re-adopts them (no gap in the counts). Without it, ntop detaches everything when it
+    /// stops.
+    #[arg(long)]
+    pub keep_counting: bool,
+
+    /// Where --keep-counting pins its programs (a bpffs directory; mounted if needed).
+    #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/ntop")]
+    pub pin_dir: PathBuf,
+
+    /// Remove everything ntop left pinned under --pin-dir (its programs stop counting), and
+    /// exit.
+    #[arg(long)]
+    pub detach_all: bool,
+
     /// Kernel memory for the host table, e.g. `64M`, `1G` (suffixes K, M, G; bytes without).
     /// Each host on each interface takes 256 bytes: the default 256M holds 1,048,576 hosts.
     /// Hosts beyond that are still counted, in the interface's "other hosts" total.

@@ -49,6 +49,9 @@ fn main() -> ExitCode {
         clap_complete::generate(shell, &mut Cli::command(), "ntop", &mut std::io::stdout());
         return ExitCode::SUCCESS;
     }
+    if cli.detach_all {
+        return report(detach_all(&cli), Report::Stderr);
+    }
     if cli.ask_admin_password || cli.admin_password.is_some() {
         return report(
             set_password(&cli).map(|dir| {
@@ -112,6 +115,21 @@ fn print_man() -> ExitCode {
     }
 }
 
+/// `--detach-all`: removes what `--keep-counting` left pinned.
+fn detach_all(cli: &Cli) -> Result<()> {
+    let removed = ntop::ebpf::detach_all(&cli.pin_dir)?;
+    if removed.is_empty() {
+        println!("ntop: nothing pinned under {}", cli.pin_dir.display());
+    } else {
+        println!(
+            "ntop: removed {} pinned objects under {}; ntop's programs no longer count",
+            removed.len(),
+            cli.pin_dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// `-A` / `--set-admin-password`: returns the data directory it wrote to.
 fn set_password(cli: &Cli) -> Result<std::path::PathBuf> {
     let dir = DataDir::open(&cli.data_dir)?;
@@ -157,6 +175,40 @@ fn run(cli: &Cli, startup: Option<Startup>) -> Result<()> {
             Err(e)
         }
     }
+}
+
+/// Loads and attaches the kernel programs (or re-adopts the pinned ones, `--keep-counting`).
+fn load_kernel(cli: &Cli, interfaces: Vec<String>) -> Result<Kernel> {
+    let options = LoadOptions {
+        interfaces,
+        mode: cli.capture_mode,
+        max_hosts: cli.max_hosts(),
+        attach: true,
+    };
+    let kernel = if cli.keep_counting {
+        let kernel = Kernel::load_pinned(&options, &cli.pin_dir)?;
+        if kernel.readopted() {
+            tracing::info!(
+                "re-adopted the programs pinned under {}: counting went on while ntop was down",
+                cli.pin_dir.display()
+            );
+        }
+        kernel
+    } else {
+        Kernel::load(&options)?
+    };
+    for a in kernel.interfaces() {
+        tracing::info!(
+            interface = %a.name, ifindex = a.ifindex, ingress = a.mode.as_str(),
+            "counting ingress and egress (TCX)"
+        );
+    }
+    tracing::info!(
+        hosts = kernel.host_capacity(),
+        "host table allocated from a memory budget of {} bytes",
+        cli.memory_budget
+    );
+    Ok(kernel)
 }
 
 fn prepare(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<Prepared> {
@@ -215,23 +267,7 @@ fn prepare(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<Prepared> {
         listeners.push(Listener::Tls(l, Arc::clone(t)));
     }
 
-    let kernel = Kernel::load(&LoadOptions {
-        interfaces,
-        mode: cli.capture_mode,
-        max_hosts: cli.max_hosts(),
-        attach: true,
-    })?;
-    for a in kernel.interfaces() {
-        tracing::info!(
-            interface = %a.name, ifindex = a.ifindex, ingress = a.mode.as_str(),
-            "counting ingress and egress (TCX)"
-        );
-    }
-    tracing::info!(
-        hosts = kernel.host_capacity(),
-        "host table allocated from a memory budget of {} bytes",
-        cli.memory_budget
-    );
+    let kernel = load_kernel(cli, interfaces)?;
     tracing::info!(%local, "local subnets (per-host series in /metrics)");
     let auth = Auth::load(
         dir.clone(),
@@ -326,8 +362,18 @@ fn serve(
     runtime.shutdown_timeout(Duration::from_secs(2));
 
     let kernel = collector.stop();
-    for a in kernel.detach() {
-        tracing::info!(interface = %a.name, "detached");
+    if cli.keep_counting {
+        if let Some(dir) = kernel.leave_pinned() {
+            tracing::info!(
+                "left the programs counting, pinned under {} (--keep-counting): the next start \
+                 with --keep-counting re-adopts them; `ntop --detach-all` removes them",
+                dir.display()
+            );
+        }
+    } else {
+        for a in kernel.detach() {
+            tracing::info!(interface = %a.name, "detached");
+        }
     }
     served
 }

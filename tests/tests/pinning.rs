@@ -363,3 +363,134 @@ fn bpffs_is_mounted_when_missing() {
     assert!(out.status.success(), "child failed: {text}");
     assert!(text.contains("1 passed"), "the child ran the test: {text}");
 }
+
+/// A bpffs mounted on a scratch directory of the root mount namespace; on drop everything pinned
+/// in it is removed and it is unmounted, also when the test fails.
+struct Bpffs(PathBuf);
+
+impl Bpffs {
+    fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir =
+            ntop_tests::scratch_dir().join(format!("bpffs-{}", N.fetch_add(1, Ordering::Relaxed)));
+        std::fs::create_dir_all(&dir).expect("creating the bpffs mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "bpf", "bpf"])
+            .arg(&dir)
+            .status()
+            .expect("running mount");
+        assert!(status.success(), "mounting a bpffs on {}", dir.display());
+        Self(dir)
+    }
+
+    fn base(&self) -> PathBuf {
+        self.0.join("ntop")
+    }
+}
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        if let Err(e) = ebpf::detach_all(&self.base()) {
+            eprintln!("removing pins under {}: {e}", self.0.display());
+        }
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The daemon with `--keep-counting`: stopped, it leaves its programs counting (and says so);
+/// restarted, it re-adopts them and its totals equal the link's counters since the first start,
+/// including what crossed while it was down; `ntop --detach-all` then removes everything.
+#[test]
+fn daemon_keep_counting_restart_has_no_gap() {
+    use ntop_tests::daemon::{Daemon, data_dir, ntop_command_in};
+
+    require_root();
+    let net = TestNet::new(&VethConfig::default());
+    let (a, dev) = (&net.a, net.link.dev_a.as_str());
+    // `ip netns exec` gives the daemon its own mount namespace with a fresh /sys, so pins under
+    // /sys/fs/bpf would die with it: use a bpffs mounted here, which it sees too.
+    let bpffs = Bpffs::new();
+    let base = bpffs.base();
+    let dir = data_dir(None);
+    let pin_dir = base.to_str().expect("a UTF-8 path");
+    let args = [
+        "-i",
+        dev,
+        "-w",
+        "127.0.0.1:3000",
+        "-u",
+        "root",
+        "--memory-budget",
+        "1M",
+        "--keep-counting",
+        "--pin-dir",
+        pin_dir,
+    ];
+    let addr = "127.0.0.1:3000".parse().expect("an address");
+    let rx = |d: &Daemon| d.get("/api/v1/interfaces")["interfaces"][0]["rx"]["packets"].as_u64();
+    let settle = |d: &Daemon, link_base: &LinkStats| {
+        wait_until(Duration::from_secs(15), Duration::from_millis(20), || {
+            let link = link_stats(a, dev).since(link_base).rx_packets;
+            (rx(d) == Some(link)).then_some(link)
+        })
+        .unwrap_or_else(|| panic!("ntop's rx {:?} never reached the link's", rx(d)))
+    };
+    let peer: IpAddr = net.link.ipv4_b.into();
+
+    let link_base = link_stats(a, dev);
+    let mut first = Daemon::spawn(a, addr, ntop_command_in(a, &dir, &args));
+    assert_eq!(ping(a, peer, 5, 56).received, 5);
+    let before_stop = settle(&first, &link_base);
+    assert!(before_stop >= 5);
+    first.child().signal(libc::SIGTERM);
+    let status = first
+        .child()
+        .wait_timeout(Duration::from_secs(15))
+        .expect("ntop exits");
+    assert!(status.success(), "{status}");
+    assert!(
+        first.stderr().contains("left the programs counting"),
+        "{}",
+        first.stderr()
+    );
+    assert!(
+        xdp_prog_id(a, dev).is_some(),
+        "the XDP program stays attached"
+    );
+    drop(first);
+
+    // Traffic while no ntop runs.
+    assert_eq!(ping(a, peer, 7, 56).received, 7);
+
+    let second = Daemon::spawn(a, addr, ntop_command_in(a, &dir, &args));
+    assert!(
+        second.stderr().contains("re-adopted"),
+        "{}",
+        second.stderr()
+    );
+    let after = settle(&second, &link_base);
+    assert!(after >= before_stop + 7, "{before_stop} then {after}");
+    drop(second);
+
+    let out = a
+        .command(ntop_tests::ntop_bin())
+        .args(["--detach-all", "--pin-dir", pin_dir])
+        .output()
+        .expect("running ntop --detach-all");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("removed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        xdp_prog_id(a, dev),
+        None,
+        "nothing attached after --detach-all"
+    );
+}
