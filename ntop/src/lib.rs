@@ -7,6 +7,7 @@
 //! - [`http`]: the JSON API, the server (HTTP and HTTPS) and TLS.
 //! - [`auth`]: admin password, sessions, API tokens and the guard in front of every route.
 //! - [`metrics`]: Prometheus `/metrics`; [`subnets`]: local subnets (`-m`).
+//! - [`history`]: time series in the data directory (`SQLite`, WAL).
 //! - [`store`]: the data directory (`-P`): private files written atomically.
 //! - [`privilege`]: dropping to the run-as user (`-u`); [`daemon`]: `-d`, the pid file, syslog;
 //!   [`logging`]: log destination and level.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod collect;
 pub mod daemon;
 pub mod ebpf;
+pub mod history;
 pub mod http;
 pub mod logging;
 pub mod metrics;
