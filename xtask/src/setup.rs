@@ -56,6 +56,7 @@ const PACKAGES: &[(&str, &[&str])] = &[
             "curl",
             "iputils-ping",
             "prometheus",
+            "openssl",
         ],
     ),
 ];
