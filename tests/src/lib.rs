@@ -31,6 +31,7 @@
 
 pub mod capture;
 pub mod daemon;
+pub mod hooks;
 pub mod netns;
 pub mod stats;
 pub mod testrun;

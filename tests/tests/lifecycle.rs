@@ -33,12 +33,12 @@ use std::{
     time::Duration,
 };
 
-use aya::programs::{SchedClassifier, TcAttachType};
 use ntop_tests::{
     Daemon, Netns, NsChild, TestNet, VethConfig,
     daemon::{
         BASIC_AUTH, HttpResponse, PASSWORD, basic_auth, data_dir, http_request, ntop_command_in,
     },
+    hooks::{Hooks, assert_nothing_attached, hooks},
     link_stats, ntop_bin, ping, require_root, scratch_dir, unique_name, wait_until,
 };
 use serde_json::Value;
@@ -238,37 +238,6 @@ fn spawn_serving(ns: &Netns, addr: SocketAddr, cmd: Command) -> NsChild {
 fn stop_cleanly(mut daemon: Daemon) {
     let status = daemon.child().stop(STOP);
     assert_eq!(status.code(), Some(0), "{status}: {}", daemon.stderr());
-}
-
-/// What is attached to `dev` in `ns`: the XDP object of `ip -d -j link` (`null` when none)
-/// and the names of the TCX ingress and egress programs (`BPF_PROG_QUERY` through aya).
-#[track_caller]
-fn hooks(ns: &Netns, dev: &str) -> (Value, Vec<String>, Vec<String>) {
-    let link: Value = serde_json::from_str(&ns.ip(["-d", "-j", "link", "show", "dev", dev]))
-        .expect("`ip -j link` JSON");
-    let tcx = |kind: TcAttachType| -> Vec<String> {
-        let (_, progs) = ns
-            .enter(|| SchedClassifier::query_tcx(dev, kind))
-            .unwrap_or_else(|e| panic!("querying TCX {kind:?} of {dev}: {e}"));
-        progs
-            .iter()
-            .map(|p| p.name_as_str().unwrap_or("?").to_owned())
-            .collect()
-    };
-    (
-        link[0]["xdp"].clone(),
-        tcx(TcAttachType::Ingress),
-        tcx(TcAttachType::Egress),
-    )
-}
-
-#[track_caller]
-fn assert_nothing_attached(ns: &Netns, dev: &str) {
-    let (xdp, ingress, egress) = hooks(ns, dev);
-    assert!(
-        xdp.is_null() && ingress.is_empty() && egress.is_empty(),
-        "left attached to {dev}: xdp {xdp}, TCX ingress {ingress:?}, TCX egress {egress:?}"
-    );
 }
 
 /// A fresh path in this process's scratch directory (not created).
@@ -530,7 +499,7 @@ fn refuses_to_start_without_a_password() {
         0,
         "ntop wrote into the directory"
     );
-    let (xdp, _, _) = hooks(ns, DEV);
+    let xdp = hooks(ns, DEV).xdp;
     assert!(xdp.is_null(), "XDP attached: {xdp}");
     assert_nothing_attached(ns, DEV);
 }
@@ -1000,7 +969,11 @@ fn d_returns_once_serving_keeps_a_pid_file_and_detaches_on_sigterm() {
     let r = get_with(ns, addr, "/api/v1/interfaces", BASIC_AUTH).expect("an answer");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json().expect("JSON")["interfaces"][0]["name"], DEV);
-    let (xdp, _, egress) = hooks(ns, DEV);
+    let Hooks {
+        xdp,
+        tcx_egress: egress,
+        ..
+    } = hooks(ns, DEV);
     assert_eq!(xdp["prog"]["name"], "ntop_xdp", "{xdp}");
     assert_eq!(egress, ["ntop_tc_egress"]);
 
