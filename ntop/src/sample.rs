@@ -5,6 +5,7 @@
 //! All counters are the kernel's cumulative values (per-CPU values already summed); they only
 //! grow, and reading them never resets them.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ntop_common::{
@@ -35,6 +36,67 @@ impl CaptureMode {
             Self::Tc => "tc",
         }
     }
+}
+
+/// Which set of kernel counters a sample was read from.
+///
+/// The maps of one load are created together and count from zero; they live as long as the
+/// programs are attached or pinned. Two samples with the same epoch come from the same maps, so
+/// the later one's counters include the earlier one's. A different epoch means new maps
+/// (a reboot, a daemon start without pinning, an upgrade that replaced the programs): their
+/// counters started again from zero. The state uses this to carry totals across restarts
+/// without mistaking new counters for old ones or the other way round.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Epoch {
+    /// The kernel's boot id (`/proc/sys/kernel/random/boot_id`); all zero when unknown.
+    pub boot: [u8; 16],
+    /// Kernel id of the protocol-counter map (map ids are not reused within a boot until
+    /// 2^31 maps have been created).
+    pub map_id: u32,
+}
+
+impl Epoch {
+    /// `boot-id-as-uuid/map-id`, as stored in the data directory.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        let hex = self.boot.iter().fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+        format!(
+            "{}-{}-{}-{}-{}/{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..],
+            self.map_id
+        )
+    }
+
+    /// Inverse of [`Epoch::to_text`] (also reads the boot id file's own text before the `/`).
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let (boot, id) = text.trim().split_once('/')?;
+        Some(Self {
+            boot: parse_boot_id(boot)?,
+            map_id: id.parse().ok()?,
+        })
+    }
+}
+
+/// Parses a boot id as the kernel prints it (a UUID, 36 characters with dashes).
+#[must_use]
+pub fn parse_boot_id(text: &str) -> Option<[u8; 16]> {
+    let hex: Vec<u8> = text.trim().bytes().filter(|b| *b != b'-').collect();
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (o, pair) in out.iter_mut().zip(hex.chunks(2)) {
+        *o = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// One monitored interface in a sample.
@@ -70,6 +132,8 @@ pub struct Sample {
     pub errors: [u64; ERROR_KINDS as usize],
     /// How long reading the maps took.
     pub poll_duration: Duration,
+    /// Which maps these counters come from.
+    pub epoch: Epoch,
 }
 
 impl Sample {
@@ -84,6 +148,25 @@ impl Sample {
             host_capacity: 0,
             errors: [0; ERROR_KINDS as usize],
             poll_duration: Duration::ZERO,
+            epoch: Epoch::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_text_round_trips() {
+        let e = Epoch {
+            boot: parse_boot_id("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0").unwrap(),
+            map_id: 4711,
+        };
+        assert_eq!(e.to_text(), "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/4711");
+        assert_eq!(Epoch::parse(&e.to_text()), Some(e));
+        assert_eq!(Epoch::parse("0f1e2d3c/1"), None);
+        assert_eq!(Epoch::parse("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1fz/1"), None);
+        assert_eq!(Epoch::parse("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"), None);
     }
 }

@@ -419,6 +419,7 @@ fn sample(k: u64, secs: u64) -> Sample {
         hosts,
         host_capacity: 4096,
         errors,
+        epoch: ntop::sample::Epoch::default(),
         poll_duration: Duration::from_micros(2500),
     }
 }

@@ -37,7 +37,7 @@ use ntop_common::{
 };
 
 use self::batch::BatchReader;
-use crate::sample::{CaptureMode, InterfaceSample, Sample};
+use crate::sample::{CaptureMode, Epoch, InterfaceSample, Sample, parse_boot_id};
 
 /// The kernel programs, built by `build.rs` from `ntop-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ntop"));
@@ -207,6 +207,7 @@ pub struct Kernel {
     cpus: usize,
     host_capacity: u32,
     started: Instant,
+    epoch: Epoch,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -217,6 +218,18 @@ impl std::fmt::Debug for Kernel {
             .field("pins", &self.pins)
             .finish_non_exhaustive()
     }
+}
+
+/// The epoch of the maps `proto` belongs to: this boot and the map's kernel id. Either part is
+/// zero when it cannot be read (then a restart cannot tell these maps from others, and the state
+/// treats the counters as new).
+fn epoch_of(proto: &MapData) -> Epoch {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .and_then(|t| parse_boot_id(&t))
+        .unwrap_or_default();
+    let map_id = proto.info().map_or(0, |i| i.id());
+    Epoch { boot, map_id }
 }
 
 /// The first OS error code in an error's source chain. `io::Error`s that wrap another error
@@ -616,6 +629,7 @@ impl Kernel {
     ) -> Self {
         let cpus = possible_cpus();
         let chunk = |n: u32| (n as usize).clamp(1, BATCH_CHUNK);
+        let epoch = epoch_of(&proto);
         Self {
             host_reader: BatchReader::new(
                 size_of::<HostKey>(),
@@ -639,7 +653,14 @@ impl Kernel {
             cpus,
             host_capacity,
             started: Instant::now(),
+            epoch,
         }
+    }
+
+    /// Which maps this load counts into (see [`Epoch`]).
+    #[must_use]
+    pub const fn epoch(&self) -> Epoch {
+        self.epoch
     }
 
     /// Where the programs are pinned (`base/v<PIN_LAYOUT>`), if they are.
@@ -795,6 +816,7 @@ impl Kernel {
 
         out.monotonic = self.started.elapsed();
         out.host_capacity = self.host_capacity;
+        out.epoch = self.epoch;
         out.poll_duration = begin.elapsed();
         Ok(())
     }

@@ -245,6 +245,7 @@ impl State {
             host_capacity,
             errors,
             poll_duration,
+            epoch: _,
         } = sample;
         let (at, monotonic, host_capacity, poll_duration) =
             (*at, *monotonic, *host_capacity, *poll_duration);

@@ -30,6 +30,7 @@ pub(crate) fn sample(ms: u64) -> SampleBuilder {
         hosts: Vec::new(),
         host_capacity: 1024,
         errors: [0; ERROR_KINDS as usize],
+        epoch: crate::sample::Epoch::default(),
         poll_duration: Duration::from_micros(1500),
     })
 }
