@@ -184,6 +184,7 @@ fn load_kernel(cli: &Cli, interfaces: Vec<String>) -> Result<Kernel> {
         mode: cli.capture_mode,
         max_hosts: cli.max_hosts(),
         attach: true,
+        layout: ntop::ebpf::pin::PIN_LAYOUT,
     };
     let kernel = if cli.keep_counting {
         let kernel = Kernel::load_pinned(&options, &cli.pin_dir)?;

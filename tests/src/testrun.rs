@@ -22,6 +22,7 @@ pub fn load(interface: &str, mode: ModeRequest, max_hosts: u32) -> Kernel {
         mode,
         max_hosts,
         attach: false,
+        layout: ntop::ebpf::pin::PIN_LAYOUT,
     })
     .unwrap_or_else(|e| panic!("loading the kernel programs for {interface}: {e}"))
 }

@@ -54,6 +54,7 @@ fn opts(interfaces: &[&str], max_hosts: u32) -> LoadOptions {
         mode: ModeRequest::Xdp,
         max_hosts,
         attach: true,
+        layout: ntop::ebpf::pin::PIN_LAYOUT,
     }
 }
 

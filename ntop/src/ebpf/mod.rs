@@ -81,6 +81,9 @@ pub struct LoadOptions {
     /// Attach to the interfaces (`false` loads and registers them only: for
     /// `BPF_PROG_TEST_RUN` in tests and benchmarks).
     pub attach: bool,
+    /// The pin layout to use: [`pin::PIN_LAYOUT`], except in the upgrade test, which pretends
+    /// to be a build with another layout.
+    pub layout: u32,
 }
 
 /// Errors of the kernel layer. Each message names the problem and the fix.
