@@ -115,19 +115,24 @@ pub struct Cli {
     #[arg(long, value_enum, default_value = "xdp", value_name = "MODE")]
     pub capture_mode: ModeRequest,
 
-    /// Keep counting while ntop is stopped or restarted: the programs, maps and links are
-    /// pinned under --pin-dir and left attached when ntop stops; the next start with this flag
-    /// re-adopts them (no gap in the counts). Without it, ntop detaches everything when it
-    /// stops.
+    /// Detach the programs when ntop stops (after a last read of their counters). By default
+    /// they stay pinned under --pin-dir and go on counting while ntop is stopped or restarted,
+    /// and the next start re-adopts them, so a restart loses nothing; `ntop --detach-all`
+    /// removes them.
     #[arg(long)]
-    pub keep_counting: bool,
+    pub detach_on_stop: bool,
 
-    /// Where --keep-counting pins its programs (a bpffs directory; mounted if needed).
+    /// Where the programs, maps and links are pinned (a directory on a BPF file system;
+    /// /sys/fs/bpf is mounted if it is not). A versioned `v<N>` directory inside it holds them.
     #[arg(long, value_name = "DIR", default_value = "/sys/fs/bpf/ntop")]
     pub pin_dir: PathBuf,
 
-    /// Remove everything ntop left pinned under --pin-dir (its programs stop counting), and
-    /// exit.
+    /// Pretend to be a build with another pin layout (only for the upgrade test).
+    #[arg(long, hide = true, value_name = "N")]
+    pub pin_layout: Option<u32>,
+
+    /// Remove everything ntop left pinned under --pin-dir (its programs stop counting), after
+    /// adding their last counts to the totals in the data directory (-P), and exit.
     #[arg(long)]
     pub detach_all: bool,
 
@@ -136,6 +141,12 @@ pub struct Cli {
     /// Hosts beyond that are still counted, in the interface's "other hosts" total.
     #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
     pub memory_budget: u64,
+
+    /// Disk space the history database (`DATA_DIR/history.db`) may use, e.g. `512M`, `2G`.
+    /// Interface and protocol history is small and always kept; per-host history is trimmed,
+    /// oldest first, to stay within this.
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
+    pub history_budget: u64,
 
     /// How often the kernel counters are read, e.g. `1s`, `500ms`, or seconds as a number.
     #[arg(long, value_name = "INTERVAL", default_value = "1s", value_parser = parse_interval)]

@@ -4,7 +4,8 @@
 //! Runs on its own OS thread ("ntop-collector"), not on the async runtime: a poll at 100k hosts
 //! is a few milliseconds of `bpf(2)` calls and copying, which must not stall HTTP handlers. The
 //! thread ticks on a fixed schedule; if a poll overruns the interval, the missed ticks are
-//! skipped (and counted) rather than run back to back.
+//! skipped (and counted) rather than run back to back. After each poll it wakes the persister
+//! ([`crate::persist`]), which writes the data directory on its own thread.
 
 use std::{
     sync::mpsc::{self, RecvTimeoutError},
@@ -14,6 +15,7 @@ use std::{
 
 use crate::{
     ebpf::{self, Kernel},
+    persist::Waker,
     sample::Sample,
     state::SharedState,
 };
@@ -48,6 +50,7 @@ pub fn spawn<S: Source + 'static>(
     mut source: S,
     state: SharedState,
     interval: Duration,
+    persister: Option<Waker>,
 ) -> std::io::Result<Collector<S>> {
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = thread::Builder::new().name("ntop-collector".into()).spawn(move || {
@@ -62,6 +65,9 @@ pub fn spawn<S: Source + 'static>(
                         failing = false;
                     }
                     state.write().unwrap_or_else(std::sync::PoisonError::into_inner).ingest(&sample);
+                    if let Some(p) = &persister {
+                        p.poll_done();
+                    }
                 }
                 Err(e) if !failing => {
                     tracing::error!("{e}; nothing is lost, the kernel keeps counting");

@@ -79,14 +79,18 @@ impl PidFile {
             path: path.to_owned(),
             source,
         };
-        let file = OpenOptions::new()
+        let file = match OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
             .open(path)
-            .map_err(err)?;
+        {
+            Ok(file) => file,
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => return Self::read_only(path),
+            Err(e) => return Err(err(e)),
+        };
         let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => lock,
             Err((mut file, nix::Error::EWOULDBLOCK)) => {
@@ -110,6 +114,38 @@ impl PidFile {
         lock.sync_all().map_err(err)?;
         Ok(Self {
             lock: Some(lock),
+            path: path.to_owned(),
+        })
+    }
+
+    /// On a read-only file system (ntop counts on in memory and reports it): locks the pid
+    /// file left by an earlier run without writing it, or goes without a lock when there is
+    /// none (nothing can be written there anyway, by this ntop or another).
+    fn read_only(path: &Path) -> Result<Self, DaemonError> {
+        let lock = match File::open(path) {
+            Ok(file) => match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => Some(lock),
+                Err((_, nix::Error::EWOULDBLOCK)) => {
+                    return Err(DaemonError::AlreadyRunning {
+                        pid: String::new(),
+                        path: path.to_owned(),
+                    });
+                }
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        tracing::warn!(
+            "{} is on a read-only file system: the pid is not recorded{}",
+            path.display(),
+            if lock.is_some() {
+                ""
+            } else {
+                ", and a second ntop on this data directory is not detected"
+            }
+        );
+        Ok(Self {
+            lock,
             path: path.to_owned(),
         })
     }

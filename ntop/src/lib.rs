@@ -21,6 +21,7 @@ pub mod history;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod persist;
 pub mod privilege;
 pub mod sample;
 pub mod state;

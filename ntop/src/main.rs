@@ -24,7 +24,8 @@ use ntop::{
     cli::{Cli, Listen},
     collect,
     daemon::{self, PidFile, Startup},
-    ebpf::{Kernel, LoadOptions, iface},
+    ebpf::{Kernel, LoadOptions, iface, pin},
+    history::HistoryConfig,
     http::{
         self,
         server::{self, Listener},
@@ -32,8 +33,8 @@ use ntop::{
     },
     logging,
     metrics::{self, MetricsConfig},
-    privilege,
-    state::State,
+    persist, privilege,
+    state::{SharedState, State},
     store::DataDir,
     subnets::Subnets,
 };
@@ -115,18 +116,65 @@ fn print_man() -> ExitCode {
     }
 }
 
-/// `--detach-all`: removes what `--keep-counting` left pinned.
+/// `--detach-all`: removes what ntop left pinned, after adding the pinned programs' last
+/// counts to the totals in the data directory.
 fn detach_all(cli: &Cli) -> Result<()> {
-    let removed = ntop::ebpf::detach_all(&cli.pin_dir)?;
-    if removed.is_empty() {
+    let detached = ntop::ebpf::detach_all(&cli.pin_dir)?;
+    if detached.removed.is_empty() {
         println!("ntop: nothing pinned under {}", cli.pin_dir.display());
-    } else {
+        return Ok(());
+    }
+    println!(
+        "ntop: removed {} pinned objects under {}; ntop's programs no longer count",
+        detached.removed.len(),
+        cli.pin_dir.display()
+    );
+    if !detached.final_counts.is_empty() {
+        fold_into_data_dir(cli, &detached.final_counts).with_context(|| {
+            format!(
+                "the last counts of the removed programs could not be added to the totals in {} \
+                 (they are lost; the totals saved before are intact)",
+                cli.data_dir.display()
+            )
+        })?;
         println!(
-            "ntop: removed {} pinned objects under {}; ntop's programs no longer count",
-            removed.len(),
-            cli.pin_dir.display()
+            "ntop: added their last counts to the totals in {}",
+            cli.data_dir.display()
         );
     }
+    Ok(())
+}
+
+/// Carries `samples` (the last counts of removed programs) into the data directory's totals and
+/// history, as the daemon would have at its next start.
+fn fold_into_data_dir(cli: &Cli, samples: &[ntop::sample::Sample]) -> Result<()> {
+    let dir = DataDir::open(&cli.data_dir)?;
+    let opened = persist::open(&dir, &history_config(cli));
+    let (Some(mut history), None) = (opened.history, opened.error) else {
+        bail!("the history database cannot be written (see the error above)");
+    };
+    // The sample the saved rows were read from (if any) continues them; the others are new.
+    let saved = opened.totals.interfaces.first().map(|i| i.epoch);
+    let mut ordered: Vec<&ntop::sample::Sample> = samples.iter().collect();
+    ordered.sort_by_key(|s| Some(s.epoch) != saved);
+    let mut state = State::new();
+    let interfaces: Vec<(String, u32)> = ordered
+        .iter()
+        .flat_map(|s| s.interfaces.iter().map(|i| (i.name.clone(), i.ifindex)))
+        .collect();
+    state.restore(&opened.totals, ordered[0].epoch, &interfaces);
+    for sample in ordered {
+        state.ingest(sample);
+    }
+    state.request_full_checkpoint();
+    let c = state.checkpoint(true);
+    history.commit(c.at, &c.points, c.at, c.totals)?;
+    history.flush()?;
+    drop(history);
+    // Written as root: give the files back to the directory's owner (the daemon's user).
+    let meta = std::fs::metadata(dir.path())
+        .with_context(|| format!("reading the owner of {}", dir.path().display()))?;
+    dir.chown(meta.uid(), meta.gid())?;
     Ok(())
 }
 
@@ -155,6 +203,8 @@ struct Prepared {
     tls: Option<Arc<tls::Reloadable>>,
     auth: Arc<Auth>,
     metrics: MetricsConfig,
+    store: persist::Opened,
+    dir: DataDir,
     _pid: PidFile,
 }
 
@@ -177,26 +227,43 @@ fn run(cli: &Cli, startup: Option<Startup>) -> Result<()> {
     }
 }
 
-/// Loads and attaches the kernel programs (or re-adopts the pinned ones, `--keep-counting`).
+/// Loads and attaches the kernel programs pinned under `--pin-dir`, or re-adopts the pinned
+/// ones (or replaces them, carrying their counts over, after an upgrade or a change of options).
+/// Where nothing can be pinned (no BPF file system), loads them unpinned: counting still works,
+/// but not while ntop is down.
 fn load_kernel(cli: &Cli, interfaces: Vec<String>) -> Result<Kernel> {
     let options = LoadOptions {
         interfaces,
         mode: cli.capture_mode,
         max_hosts: cli.max_hosts(),
         attach: true,
-        layout: ntop::ebpf::pin::PIN_LAYOUT,
+        layout: cli.pin_layout.unwrap_or(ntop::ebpf::pin::PIN_LAYOUT),
     };
-    let kernel = if cli.keep_counting {
-        let kernel = Kernel::load_pinned(&options, &cli.pin_dir)?;
-        if kernel.readopted() {
-            tracing::info!(
-                "re-adopted the programs pinned under {}: counting went on while ntop was down",
+    let kernel = match Kernel::load_pinned(&options, &cli.pin_dir) {
+        Ok(kernel) => {
+            if kernel.readopted() {
+                tracing::info!(
+                    "re-adopted the programs pinned under {}: counting went on while ntop was down",
+                    cli.pin_dir.display()
+                );
+            }
+            kernel
+        }
+        Err(ntop::ebpf::Error::Pin(
+            e @ (pin::PinError::NotBpffs(_)
+            | pin::PinError::Io {
+                what: "mounting bpffs at",
+                ..
+            }),
+        )) => {
+            tracing::warn!(
+                "cannot pin under {}: {e}; loading unpinned: the counts persist in the data \
+                 directory, but nothing is counted while ntop is down",
                 cli.pin_dir.display()
             );
+            Kernel::load(&options)?
         }
-        kernel
-    } else {
-        Kernel::load(&options)?
+        Err(e) => return Err(e.into()),
     };
     for a in kernel.interfaces() {
         tracing::info!(
@@ -278,12 +345,21 @@ fn prepare(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<Prepared> {
     )?;
 
     if let Some(target) = privilege::resolve(cli.user.as_deref())? {
-        dir.chown(target.uid, target.gid)?;
+        if let Err(e) = dir.chown(target.uid, target.gid) {
+            // A read-only data directory: counting goes on in memory; the store says why it
+            // cannot write (in the log and /api/v1/status) and retries.
+            if !e.is_read_only() {
+                return Err(e.into());
+            }
+            tracing::warn!("{e}");
+        }
         privilege::drop_to(&target)?;
         tracing::info!(user = %target.name, uid = target.uid, "privileges dropped");
     } else {
         tracing::warn!("running with the privileges ntop started with (-u root or not root)");
     }
+    // Opened as the run-as user, so the files are its own.
+    let store = persist::open(&dir, &history_config(cli));
     Ok(Prepared {
         kernel,
         listeners,
@@ -293,8 +369,47 @@ fn prepare(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<Prepared> {
             local,
             max_host_series: cli.metrics_max_hosts,
         },
+        store,
+        dir,
         _pid: pid,
     })
+}
+
+fn history_config(cli: &Cli) -> HistoryConfig {
+    HistoryConfig {
+        budget_bytes: cli.history_budget,
+        ..HistoryConfig::default()
+    }
+}
+
+/// Seeds the state with the totals of the earlier run and, when the start-up replaced pinned
+/// programs, with the last counts of the replaced ones, before the first poll.
+fn carry_over(state: &SharedState, kernel: &mut Kernel, store: &persist::Opened) {
+    let mut state = state
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let replaced = kernel.take_replaced();
+    let epoch = replaced.as_ref().map_or(kernel.epoch(), |r| r.epoch);
+    let interfaces: Vec<(String, u32)> = kernel
+        .interfaces()
+        .iter()
+        .map(|a| (a.name.clone(), a.ifindex))
+        .chain(
+            replaced
+                .iter()
+                .flat_map(|r| r.interfaces.iter().map(|i| (i.name.clone(), i.ifindex))),
+        )
+        .collect();
+    state.restore(&store.totals, epoch, &interfaces);
+    if !store.totals.is_empty() {
+        tracing::info!(
+            hosts = store.totals.hosts.len(),
+            "carried over the totals of the earlier run from the data directory"
+        );
+    }
+    if let Some(replaced) = replaced {
+        state.ingest(&replaced);
+    }
 }
 
 fn serve(
@@ -309,18 +424,54 @@ fn serve(
         tls,
         auth,
         metrics,
+        store,
+        dir,
         _pid,
     } = prepared;
+    let mut kernel = kernel;
+    let run_info = http::admin::RunInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        pin_dir: kernel.pin_dir().map(|d| d.display().to_string()),
+        readopted: kernel.readopted(),
+        detach_on_stop: cli.detach_on_stop,
+        refresh_interval_ms: u64::try_from(cli.refresh_interval.as_millis()).unwrap_or(u64::MAX),
+    };
     let state = State::shared();
-    let collector = collect::spawn(kernel, state.clone(), cli.refresh_interval)
-        .context("starting the collector thread")?;
+    carry_over(&state, &mut kernel, &store);
+    let status = persist::SharedStatus::default();
+    let persister = persist::spawn(
+        dir.clone(),
+        history_config(cli),
+        state.clone(),
+        store,
+        Arc::clone(&status),
+    )
+    .context("starting the persister thread")?;
+    let collector = collect::spawn(
+        kernel,
+        state.clone(),
+        cli.refresh_interval,
+        Some(persister.waker()),
+    )
+    .context("starting the collector thread")?;
     for l in &listeners {
         if let Ok(addr) = l.local_addr() {
             tracing::info!("serving on {}://{addr}/", l.scheme());
         }
     }
     let api = http::api(state.clone())
-        .or(metrics::route(state, metrics))
+        .or(http::admin::routes(state.clone(), status, run_info))
+        .unify()
+        .or(http::history::history_api_with(
+            state.clone(),
+            dir,
+            &history_config(cli),
+        ))
+        .unify()
+        .or(metrics::route(state.clone(), metrics))
         .unify();
     let app = auth::app(Arc::clone(&auth), api, false);
 
@@ -363,18 +514,33 @@ fn serve(
     runtime.shutdown_timeout(Duration::from_secs(2));
 
     let kernel = collector.stop();
-    if cli.keep_counting {
+    stop_kernel(cli, kernel, &state);
+    persister.stop();
+    served
+}
+
+/// Leaves the programs counting (pinned; the default) or detaches them (`--detach-on-stop`,
+/// or nothing could be pinned) after a last read, and says which in the log.
+fn stop_kernel(cli: &Cli, kernel: Kernel, state: &SharedState) {
+    if !cli.detach_on_stop && kernel.pin_dir().is_some() {
         if let Some(dir) = kernel.leave_pinned() {
             tracing::info!(
-                "left the programs counting, pinned under {} (--keep-counting): the next start \
-                 with --keep-counting re-adopts them; `ntop --detach-all` removes them",
+                "left the programs counting, pinned under {}: the next start re-adopts them \
+                 and loses nothing; `ntop --detach-all` removes them",
                 dir.display()
             );
         }
-    } else {
-        for a in kernel.detach() {
-            tracing::info!(interface = %a.name, "detached");
-        }
+        return;
     }
-    served
+    let (detached, last) = kernel.detach_with_last_read();
+    match last {
+        Ok(last) => state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ingest(&last),
+        Err(e) => tracing::warn!("{e}; the counts since the last poll are lost"),
+    }
+    for a in detached {
+        tracing::info!(interface = %a.name, "detached");
+    }
 }

@@ -51,6 +51,19 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// Whether the cause is a read-only file system.
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        match self {
+            Self::Dir { source, .. } | Self::Write { source, .. } | Self::Read { source, .. } => {
+                source.raw_os_error() == Some(libc::EROFS)
+            }
+            Self::NotADirectory(_) => false,
+        }
+    }
+}
+
 fn hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::ENOSPC | libc::EDQUOT) => "; the disk is full: free some space",

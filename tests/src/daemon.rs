@@ -24,18 +24,7 @@ pub const BASIC_AUTH: &str = "Basic YWRtaW46bnRvcC10ZXN0LXBhc3N3b3Jk";
 #[track_caller]
 #[must_use]
 pub fn data_dir(owner: Option<u32>) -> PathBuf {
-    let dir = scratch_dir().join(format!("data-{}", unique_name()));
-    let out = Command::new(ntop_bin())
-        .arg("-P")
-        .arg(&dir)
-        .arg(format!("--set-admin-password={PASSWORD}"))
-        .output()
-        .expect("running ntop --set-admin-password");
-    assert!(
-        out.status.success(),
-        "ntop --set-admin-password failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let dir = data_dir_at(&scratch_dir().join(format!("data-{}", unique_name())));
     if let Some(id) = owner {
         for entry in std::iter::once(dir.clone()).chain(
             std::fs::read_dir(&dir)
@@ -48,6 +37,25 @@ pub fn data_dir(owner: Option<u32>) -> PathBuf {
     dir
 }
 
+/// A data directory at `dir` (created) with the admin password set to [`PASSWORD`].
+#[track_caller]
+#[must_use]
+pub fn data_dir_at(dir: &Path) -> PathBuf {
+    let dir = dir.to_path_buf();
+    let out = Command::new(ntop_bin())
+        .arg("-P")
+        .arg(&dir)
+        .arg(format!("--set-admin-password={PASSWORD}"))
+        .output()
+        .expect("running ntop --set-admin-password");
+    assert!(
+        out.status.success(),
+        "ntop --set-admin-password failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
 /// `ntop -P <fresh data directory> ARGS` in `ns` (see [`data_dir`]), without `NTOP_LOG` from
 /// the environment (it would override `-t`).
 #[track_caller]
@@ -56,12 +64,35 @@ pub fn ntop_command(ns: &Netns, args: &[&str]) -> Command {
     ntop_command_in(ns, &data_dir(None), args)
 }
 
-/// `ntop -P DIR ARGS` in `ns`, for a data directory the test keeps a hand on (made by
-/// [`data_dir`] or by the test itself), without `NTOP_LOG` from the environment.
+/// `ntop -P DIR --detach-on-stop ARGS` in `ns`, for a data directory the test keeps a hand on
+/// (made by [`data_dir`] or by the test itself), without `NTOP_LOG` from the environment.
+///
+/// `--detach-on-stop`: the programs go when the daemon stops, so tests can check that nothing
+/// stays attached. (Left pinned, the default, they would go only once the daemon's mount
+/// namespace is torn down, asynchronously.) Tests of the default build their own command
+/// with [`ntop_pinned_command`].
 #[must_use]
 pub fn ntop_command_in(ns: &Netns, dir: &Path, args: &[&str]) -> Command {
     let mut cmd = ns.command(ntop_bin());
-    cmd.arg("-P").arg(dir).args(args).env_remove("NTOP_LOG");
+    cmd.arg("-P")
+        .arg(dir)
+        .arg("--detach-on-stop")
+        .args(args)
+        .env_remove("NTOP_LOG");
+    cmd
+}
+
+/// `ntop -P DIR --pin-dir PINS ARGS` in `ns`: the default (programs left pinned and counting
+/// when the daemon stops), pinned into a bpffs the test mounted ([`crate::Bpffs`]).
+#[must_use]
+pub fn ntop_pinned_command(ns: &Netns, dir: &Path, pins: &Path, args: &[&str]) -> Command {
+    let mut cmd = ns.command(ntop_bin());
+    cmd.arg("-P")
+        .arg(dir)
+        .arg("--pin-dir")
+        .arg(pins)
+        .args(args)
+        .env_remove("NTOP_LOG");
     cmd
 }
 
@@ -241,6 +272,12 @@ impl<'a> Daemon<'a> {
                 child.stderr()
             ),
         }
+    }
+
+    /// The namespace it runs in.
+    #[must_use]
+    pub fn ns(&self) -> &'a Netns {
+        self.ns
     }
 
     /// Where the API listens (in the daemon's namespace).

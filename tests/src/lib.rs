@@ -29,6 +29,7 @@
     reason = "test helpers panic on failure by design, as the crate documentation says"
 )]
 
+pub mod bpffs;
 pub mod capture;
 pub mod daemon;
 pub mod hooks;
@@ -46,6 +47,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use bpffs::Bpffs;
 pub use capture::{Capture, Packet};
 pub use daemon::Daemon;
 pub use netns::{Netns, NsChild};

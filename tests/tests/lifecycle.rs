@@ -61,13 +61,15 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
-/// `timeout -k 5 60 ntop -P DIR ARGS` in `ns`, without `NTOP_LOG` from the environment.
+/// `timeout -k 5 60 ntop -P DIR --detach-on-stop ARGS` in `ns`, without `NTOP_LOG` from the
+/// environment (`--detach-on-stop`: see [`ntop_command_in`]).
 fn bounded_ntop(ns: &Netns, dir: &Path, args: &[&str]) -> Command {
     let mut cmd = ns.command("timeout");
     cmd.args(["-k", "5", "60"])
         .arg(ntop_bin())
         .arg("-P")
         .arg(dir)
+        .arg("--detach-on-stop")
         .args(args)
         .env_remove("NTOP_LOG");
     cmd

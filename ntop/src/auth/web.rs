@@ -10,8 +10,8 @@
 //! 3. No credentials: `401 unauthorized` with `WWW-Authenticate: Basic realm="ntop"`, unless
 //!    [`AuthConfig::public_read`](super::AuthConfig::public_read) and the request is a
 //!    `GET`/`HEAD` outside `/api/v1/tokens` and `/api/v1/session`.
-//! 4. API tokens cannot manage API tokens (`403 forbidden`): a leaked token must not be able
-//!    to mint more.
+//! 4. API tokens cannot manage API tokens nor reset the statistics (`403 forbidden`): a leaked
+//!    token must not be able to mint more or wipe the counts.
 //! 5. A state-changing method with a session cookie needs the session's CSRF token in
 //!    `X-CSRF-Token` (`403 csrf`). Basic and Bearer need none: browsers attach neither to
 //!    cross-site requests on their own, except Basic after a prompt, which step 1 covers.
@@ -212,7 +212,10 @@ fn is_public(path: &str) -> bool {
 
 /// Routes only credentials may use, whatever `--web-public-read` says.
 fn is_admin(path: &str) -> bool {
-    path == "/api/v1/session" || path == "/api/v1/tokens" || path.starts_with("/api/v1/tokens/")
+    path == "/api/v1/session"
+        || path == "/api/v1/tokens"
+        || path.starts_with("/api/v1/tokens/")
+        || path == "/api/v1/reset"
 }
 
 fn is_safe(method: &Method) -> bool {
@@ -263,8 +266,8 @@ async fn check(auth: &Arc<Auth>, req: &Req) -> Result<Principal, AuthError> {
         && req.path != "/api/v1/session"
     {
         return Err(AuthError::Forbidden(
-            "API tokens cannot manage API tokens; log in, or use HTTP Basic with the admin \
-             password",
+            "API tokens cannot manage API tokens or reset the statistics; log in, or use HTTP \
+             Basic with the admin password",
         ));
     }
     if let Principal::Session { csrf_token, .. } = &principal

@@ -6,17 +6,22 @@
 //! dropped). Dropping [`Kernel`] closes every program and link fd, which detaches everything: no
 //! program or link stays behind (`bpftool net` is empty afterwards). Unless it was loaded with
 //! [`Kernel::load_pinned`]: then the pins in bpffs keep the programs counting until
-//! [`Kernel::detach`] or [`detach_all`] removes them (see [`pin`]).
+//! [`Kernel::detach`] or [`detach_all`] removes them, and a later start re-adopts them or, with
+//! other options or a new pin layout, replaces them and hands over their final counts
+//! ([`Kernel::take_replaced`]; see [`pin`]).
 
 pub mod batch;
+mod counters;
 pub mod iface;
 pub mod pin;
+mod replace;
+mod sys;
 
 use std::{
     io,
-    os::fd::{AsFd as _, AsRawFd, BorrowedFd, RawFd},
+    os::fd::AsFd as _,
     path::{Path, PathBuf},
-    time::{Duration, Instant, SystemTime},
+    time::Duration,
 };
 
 use aya::{
@@ -30,14 +35,13 @@ use aya::{
     },
 };
 use ntop_common::{
-    counters::{Counter, HostCounters, HostKey},
-    errors::ERROR_KINDS,
     maps::{self, DIRECTIONS, MAX_IFACES},
     proto::PROTO_SLOTS,
 };
 
-use self::batch::BatchReader;
-use crate::sample::{CaptureMode, Epoch, InterfaceSample, Sample, parse_boot_id};
+use self::counters::CounterMaps;
+pub use self::pin::DetachedAll;
+use crate::sample::{CaptureMode, Epoch, Sample};
 
 /// The kernel programs, built by `build.rs` from `ntop-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ntop"));
@@ -52,9 +56,6 @@ pub const PROG_TC_EGRESS: &str = "ntop_tc_egress";
 pub const PROG_BENCH_XDP_PASS: &str = "ntop_bench_xdp_pass";
 /// Benchmark reference: TC program that only returns `TCX_NEXT`.
 pub const PROG_BENCH_TC_NEXT: &str = "ntop_bench_tc_next";
-
-/// Entries fetched per `BPF_MAP_LOOKUP_BATCH` call.
-const BATCH_CHUNK: usize = 4096;
 
 /// How ingress should be counted (`--capture-mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -82,7 +83,7 @@ pub struct LoadOptions {
     /// `BPF_PROG_TEST_RUN` in tests and benchmarks).
     pub attach: bool,
     /// The pin layout to use: [`pin::PIN_LAYOUT`], except in the upgrade test, which pretends
-    /// to be a build with another layout.
+    /// to be a build with another layout (with today's maps). Pins go to `base/v<layout>`.
     pub layout: u32,
 }
 
@@ -164,7 +165,7 @@ pub enum Error {
         /// What to try instead.
         hint: &'static str,
     },
-    /// Pinning, re-adopting or removing pinned programs failed (see [`pin`]).
+    /// Pinning, re-adopting, replacing or removing pinned programs failed (see [`pin`]).
     #[error(transparent)]
     Pin(#[from] pin::PinError),
     /// Reading a map failed.
@@ -198,41 +199,20 @@ pub struct Kernel {
     ebpf: Option<Ebpf>,
     /// The pinned links and where they are pinned (`None`: nothing pinned).
     pins: Option<Pins>,
-    interfaces: Vec<Attached>,
-    hosts: MapData,
-    other: MapData,
-    proto: MapData,
-    errors: MapData,
-    host_reader: BatchReader,
-    other_reader: BatchReader,
-    proto_reader: BatchReader,
-    error_reader: BatchReader,
-    cpus: usize,
-    host_capacity: u32,
-    started: Instant,
-    epoch: Epoch,
+    /// The maps the programs count into, and how to read them.
+    counters: CounterMaps,
+    /// The final counts of the pinned programs this start replaced, until taken.
+    replaced: Option<Sample>,
 }
 
 impl std::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Kernel")
-            .field("interfaces", &self.interfaces)
-            .field("host_capacity", &self.host_capacity)
+            .field("counters", &self.counters)
             .field("pins", &self.pins)
+            .field("replaced", &self.replaced.is_some())
             .finish_non_exhaustive()
     }
-}
-
-/// The epoch of the maps `proto` belongs to: this boot and the map's kernel id. Either part is
-/// zero when it cannot be read (then a restart cannot tell these maps from others, and the state
-/// treats the counters as new).
-fn epoch_of(proto: &MapData) -> Epoch {
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .and_then(|t| parse_boot_id(&t))
-        .unwrap_or_default();
-    let map_id = proto.info().map_or(0, |i| i.id());
-    Epoch { boot, map_id }
 }
 
 /// The first OS error code in an error's source chain. `io::Error`s that wrap another error
@@ -295,11 +275,6 @@ where
         program: name,
         source,
     })
-}
-
-/// Possible CPUs: per-CPU map values come in this many copies.
-fn possible_cpus() -> usize {
-    aya::util::nr_cpus().unwrap_or(1)
 }
 
 /// Interface names → `(name, ifindex)`, checked: each exists, none twice, at least one, at most
@@ -379,10 +354,197 @@ fn load_programs(ebpf: &mut Ebpf, mode: ModeRequest) -> Result<(), Error> {
         .map_err(failed(PROG_TC_EGRESS))
 }
 
+/// Creates the maps (sized for `resolved` and `opts`), registers the interface slots and loads
+/// (verifies) the programs `opts.mode` needs. Nothing is attached yet.
+fn load_object(opts: &LoadOptions, resolved: &[(String, u32)]) -> Result<Ebpf, Error> {
+    if OBJECT.is_empty() {
+        return Err(Error::NoObject);
+    }
+    let count = u32::try_from(resolved.len()).unwrap_or(u32::MAX);
+    let max_ifindex = resolved.iter().map(|&(_, i)| i).max().unwrap_or(0);
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries(maps::HOSTS, opts.max_hosts.max(1))
+        .map_max_entries(maps::OTHER_HOSTS, count)
+        .map_max_entries(maps::PROTO_STATS, count * DIRECTIONS * PROTO_SLOTS)
+        .map_max_entries(maps::IFACE_SLOTS, max_ifindex + 1)
+        .load(OBJECT)
+        .map_err(|e| {
+            if has_errno(&e, &[libc::EPERM, libc::EACCES]) {
+                Error::Permission(format!("creating the maps: {}", errno_text(&e)))
+            } else {
+                Error::Load(e)
+            }
+        })?;
+    register_slots(&mut ebpf, resolved)?;
+    load_programs(&mut ebpf, opts.mode)?;
+    Ok(ebpf)
+}
+
+/// Takes the four counter maps out of a loaded object.
+fn take_counters(ebpf: &mut Ebpf) -> Result<[MapData; 4], Error> {
+    Ok([
+        take(ebpf, maps::HOSTS)?,
+        take(ebpf, maps::OTHER_HOSTS)?,
+        take(ebpf, maps::PROTO_STATS)?,
+        take(ebpf, maps::ERRORS)?,
+    ])
+}
+
+/// The one pin directory under `base` whose programs a start of layout `layout` takes over
+/// (re-adopts or replaces), with its layout file; `None` when nothing is pinned there.
+///
+/// Refused (nothing is changed): pins of a newer layout ([`pin::PinError::Newer`]); pins
+/// without a readable layout file or of a layout this build cannot read
+/// ([`pin::PinError::Mismatch`]); pins of more than one layout, and pins moved aside by a
+/// replacement that did not finish ([`pin::PinError::Leftover`]: `ntop --detach-all` reads
+/// them and removes them). Empty directories are ignored.
+fn pinned_under(base: &Path, layout: u32) -> Result<Option<(PathBuf, pin::Layout)>, Error> {
+    let mismatch = |dir: &Path, what: String| {
+        Error::Pin(pin::PinError::Mismatch {
+            dir: dir.to_path_buf(),
+            what,
+        })
+    };
+    let mut found: Option<(PathBuf, pin::Layout)> = None;
+    for d in pin::scan(base)? {
+        if !pin::holds_pins(&d.dir) {
+            continue;
+        }
+        if d.aside {
+            return Err(Error::Pin(pin::PinError::Leftover {
+                dir: d.dir,
+                what: "a replacement of these pins was interrupted (it had moved them aside)"
+                    .to_owned(),
+            }));
+        }
+        if d.layout > layout {
+            return Err(Error::Pin(pin::PinError::Newer {
+                dir: d.dir,
+                found: d.layout,
+                ours: layout,
+            }));
+        }
+        let Some(pinned) = pin::read_layout(&d.dir)? else {
+            continue;
+        };
+        if pinned.layout != d.layout {
+            return Err(mismatch(
+                &d.dir,
+                format!(
+                    "its layout file says pin layout {}, its directory {}",
+                    pinned.layout, d.layout
+                ),
+            ));
+        }
+        if pin::layout_maps(d.layout, layout, 0, 0, 0).is_none() {
+            return Err(mismatch(
+                &d.dir,
+                format!(
+                    "pin layout {}, which this ntop (layout {layout}) cannot read",
+                    d.layout
+                ),
+            ));
+        }
+        if let Some((first, _)) = &found {
+            return Err(Error::Pin(pin::PinError::Leftover {
+                dir: d.dir,
+                what: format!(
+                    "programs are pinned in `{}` too (an interrupted replacement?), and a start \
+                     takes over one pin layout only",
+                    first.display()
+                ),
+            }));
+        }
+        found = Some((d.dir, pinned));
+    }
+    Ok(found)
+}
+
+/// `a, b` or, when the names are the same, `a (ifindex 3), b (ifindex 4)`.
+fn interface_list(names: &[(String, u32)], with_index: bool) -> String {
+    names
+        .iter()
+        .map(|(n, i)| {
+            if with_index {
+                format!("{n} (ifindex {i})")
+            } else {
+                n.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How the programs pinned in `dir` (as `layout` records them) differ from what `opts` asks
+/// for: empty when they can be re-adopted as they are. Also checks that every pinned link is
+/// still attached to its interface (a link whose interface went, or that a failed replacement
+/// detached, is defunct).
+fn differences(
+    opts: &LoadOptions,
+    resolved: &[(String, u32)],
+    dir: &Path,
+    layout: &pin::Layout,
+) -> Vec<String> {
+    let mut why = Vec::new();
+    if layout.layout != opts.layout {
+        why.push(format!(
+            "pin layout {}, this ntop uses {}",
+            layout.layout, opts.layout
+        ));
+    }
+    let pinned: Vec<(String, u32)> = layout
+        .interfaces
+        .iter()
+        .map(|i| (i.name.clone(), i.ifindex))
+        .collect();
+    if pinned != resolved {
+        let same_names = pinned
+            .iter()
+            .map(|p| &p.0)
+            .eq(resolved.iter().map(|r| &r.0));
+        why.push(format!(
+            "pinned for [{}], now [{}]",
+            interface_list(&pinned, same_names),
+            interface_list(resolved, same_names)
+        ));
+    }
+    if layout.mode != pin::mode_name(opts.mode) {
+        why.push(format!(
+            "pinned with --capture-mode {}, now {}",
+            layout.mode,
+            pin::mode_name(opts.mode)
+        ));
+    }
+    let max_hosts = opts.max_hosts.max(1);
+    if layout.max_hosts != max_hosts {
+        why.push(format!(
+            "pinned with a host capacity of {}, now {max_hosts} (a different --memory-budget)",
+            layout.max_hosts
+        ));
+    }
+    if why.is_empty() {
+        for (index, hook, file) in pin::pinned_hooks(layout) {
+            let iface = &layout.interfaces[index];
+            let state = sys::obj_get(&dir.join("links").join(&file))
+                .and_then(|fd| sys::link_state(fd.as_fd()));
+            match state {
+                Ok(s) if s.ifindex == iface.ifindex => {}
+                Ok(_) => why.push(format!(
+                    "the {} link of {} is no longer attached",
+                    hook.name(),
+                    iface.name
+                )),
+                Err(e) => why.push(format!("the pinned link `{file}` cannot be opened: {e}")),
+            }
+        }
+    }
+    why
+}
+
 /// The pinned links of a pinned [`Kernel`] and where they are.
 #[derive(Debug)]
 struct Pins {
-    /// `base/v<PIN_LAYOUT>`.
+    /// `base/v<layout>`.
     dir: PathBuf,
     /// Kept open: the links stay attached while the pins or these fds exist.
     links: Vec<PinnedLink>,
@@ -428,123 +590,71 @@ impl Kernel {
         Self::load_fresh(opts, resolved, None)
     }
 
-    /// Like [`Kernel::load`], but pinned under `base/v<PIN_LAYOUT>` (see [`pin`]): the first
-    /// start loads and pins every map and link; a later start with the same layout, interfaces
-    /// and capacity re-adopts the pins, so the counters go on from where they were with no gap.
-    /// bpffs is mounted at `/sys/fs/bpf` first when `base` is under it and it is not mounted.
+    /// Like [`Kernel::load`], but pinned under `base/v<opts.layout>` (see [`pin`]). bpffs is
+    /// mounted at `/sys/fs/bpf` first when `base` is under it and it is not mounted.
+    ///
+    /// - Nothing pinned under `base`: loads, attaches and pins every map and link.
+    /// - `base/v<layout>` pinned with the same interfaces (names and ifindexes), capture mode
+    ///   and host capacity, every link still attached: re-adopts the pins, so the counters go
+    ///   on from where they were with no gap ([`Kernel::readopted`]).
+    /// - Otherwise, when the pins are readable (that layout with other options, or an older
+    ///   layout this build reads, [`pin::layout_maps`]): replaces them. The new programs take
+    ///   over every hook whose kind stays the same by an atomic `BPF_LINK_UPDATE` of the pinned
+    ///   link (no packet uncounted, none counted twice); the other hooks are detached, then
+    ///   attached anew (packets in between are not counted). Then the old maps are read once,
+    ///   after every invocation of the old programs has finished, into a [`Sample`] that
+    ///   [`Kernel::take_replaced`] hands out, and the old pins are removed.
     ///
     /// # Errors
-    /// See [`Error`]; [`Error::Pin`] with [`pin::PinError::Mismatch`] when the pins differ from
-    /// what `opts` asks for (nothing is changed then). On a failed first start nothing stays
-    /// pinned or attached.
+    /// See [`Error`]. [`Error::Pin`] with [`pin::PinError::Newer`] for pins of a newer layout
+    /// and [`pin::PinError::Mismatch`] for pins this build cannot read (nothing is changed
+    /// then); [`pin::PinError::Replace`] when a replacement failed after it had touched a hook
+    /// (it is undone as far as possible). On a failed first start nothing stays pinned or
+    /// attached.
     pub fn load_pinned(opts: &LoadOptions, base: &Path) -> Result<Self, Error> {
         if OBJECT.is_empty() {
             return Err(Error::NoObject);
         }
         let resolved = resolve(&opts.interfaces)?;
-        let dir = pin::prepare(base)?;
-        if let Some(layout) = pin::read_layout(&dir)? {
-            return Self::adopt(opts, &resolved, dir, &layout);
-        }
-        let result = Self::load_fresh(opts, resolved, Some(&dir));
-        if result.is_err() {
-            let mut removed = Vec::new();
-            if let Err(e) = pin::remove_dir(&dir, &mut removed) {
-                tracing::warn!(error = %e, "removing the partial pins failed");
+        pin::prepare_base(base)?;
+        let ours = pin::version_dir(base, opts.layout);
+        let Some((old_dir, layout)) = pinned_under(base, opts.layout)? else {
+            let dir = pin::prepare(base, opts.layout)?;
+            let result = Self::load_fresh(opts, resolved, Some(&dir));
+            if result.is_err() {
+                let mut removed = Vec::new();
+                if let Err(e) = pin::remove_dir(&dir, &mut removed) {
+                    tracing::warn!(error = %e, "removing the partial pins failed");
+                }
             }
+            return result;
+        };
+        let why = differences(opts, &resolved, &old_dir, &layout);
+        if old_dir == ours && why.is_empty() {
+            Self::adopt(opts, old_dir, &layout)
+        } else {
+            Self::replace(opts, &resolved, base, &old_dir, &layout, &why)
         }
-        result
     }
 
-    /// Re-adopts the programs pinned in `dir` after checking they are what `opts` would create.
-    fn adopt(
-        opts: &LoadOptions,
-        resolved: &[(String, u32)],
-        dir: PathBuf,
-        layout: &pin::Layout,
-    ) -> Result<Self, Error> {
-        let mismatch = |what: String| {
-            Error::Pin(pin::PinError::Mismatch {
-                dir: dir.clone(),
-                what,
-            })
-        };
-        let names = |v: &mut dyn Iterator<Item = (String, u32)>| {
-            v.map(|(n, i)| format!("{n} (ifindex {i})"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let pinned = names(
-            &mut layout
-                .interfaces
-                .iter()
-                .map(|i| (i.name.clone(), i.ifindex)),
-        );
-        let wanted = names(&mut resolved.iter().cloned());
-        if pinned != wanted {
-            return Err(mismatch(format!(
-                "pinned programs for a different interface set: pinned [{pinned}], -i gives \
-                 [{wanted}]"
-            )));
-        }
-        if layout.layout != pin::PIN_LAYOUT {
-            return Err(mismatch(format!(
-                "pin layout {} recorded, this ntop uses {}",
-                layout.layout,
-                pin::PIN_LAYOUT
-            )));
-        }
-        if layout.mode != pin::mode_name(opts.mode) {
-            return Err(mismatch(format!(
-                "pinned with --capture-mode {}, now {}",
-                layout.mode,
-                pin::mode_name(opts.mode)
-            )));
-        }
-        let max_hosts = opts.max_hosts.max(1);
-        if layout.max_hosts != max_hosts {
-            return Err(mismatch(format!(
-                "pinned with a host capacity of {}, now {max_hosts} (a different --memory-budget)",
-                layout.max_hosts
-            )));
-        }
-        let count = u32::try_from(resolved.len()).unwrap_or(u32::MAX);
-        let max_ifindex = resolved.iter().map(|&(_, i)| i).max().unwrap_or(0);
-        let mut opened = Vec::new();
-        for shape in pin::expected_maps(count, max_ifindex, max_hosts) {
-            let map = pin::open_map(&dir, shape.name)?;
-            pin::check_map(&map, &shape).map_err(mismatch)?;
-            opened.push(map);
-        }
+    /// Re-adopts the programs pinned in `dir` (the options match, see [`differences`]).
+    fn adopt(opts: &LoadOptions, dir: PathBuf, layout: &pin::Layout) -> Result<Self, Error> {
+        let counters = CounterMaps::open_pinned(&dir, layout, opts.layout)?;
         let mut links = Vec::new();
         for file in &layout.links {
             links.push(pin::open_link(&dir, file)?);
         }
-        let interfaces = (0u32..)
-            .zip(&layout.interfaces)
-            .map(|(slot, i)| Attached {
-                name: i.name.clone(),
-                ifindex: i.ifindex,
-                slot,
-                mode: i.mode,
-            })
-            .collect();
-        let mut opened = opened.into_iter();
-        let mut next = || opened.next().ok_or(Error::Map(maps::HOSTS));
-        let (hosts, other, proto, _slots, errors) = (next()?, next()?, next()?, next()?, next()?);
         tracing::info!(dir = %dir.display(), links = links.len(), "re-adopted the pinned programs");
-        Ok(Self::assemble(
-            None,
-            Some(Pins {
+        Ok(Self {
+            ebpf: None,
+            pins: Some(Pins {
                 dir,
                 links,
                 readopted: true,
             }),
-            interfaces,
-            [hosts, other, proto, errors],
-            max_hosts,
-            count,
-        ))
+            counters,
+            replaced: None,
+        })
     }
 
     /// Loads and attaches; pins everything into `pin_dir` when given.
@@ -553,42 +663,19 @@ impl Kernel {
         resolved: Vec<(String, u32)>,
         pin_dir: Option<&Path>,
     ) -> Result<Self, Error> {
-        if OBJECT.is_empty() {
-            return Err(Error::NoObject);
-        }
-        let count = u32::try_from(resolved.len()).unwrap_or(u32::MAX);
-        let max_ifindex = resolved.iter().map(|&(_, i)| i).max().unwrap_or(0);
-
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(maps::HOSTS, opts.max_hosts.max(1))
-            .map_max_entries(maps::OTHER_HOSTS, count)
-            .map_max_entries(maps::PROTO_STATS, count * DIRECTIONS * PROTO_SLOTS)
-            .map_max_entries(maps::IFACE_SLOTS, max_ifindex + 1)
-            .load(OBJECT)
-            .map_err(|e| {
-                if has_errno(&e, &[libc::EPERM, libc::EACCES]) {
-                    Error::Permission(format!("creating the maps: {}", errno_text(&e)))
-                } else {
-                    Error::Load(e)
-                }
-            })?;
-
-        register_slots(&mut ebpf, &resolved)?;
-        load_programs(&mut ebpf, opts.mode)?;
+        let mut ebpf = load_object(opts, &resolved)?;
 
         let mut interfaces = Vec::new();
         let mut handles = Vec::new();
         for (slot, (name, ifindex)) in (0u32..).zip(resolved) {
             let mode = if opts.attach {
                 let (mode, ingress) = attach_ingress(&mut ebpf, &name, ifindex, opts.mode)?;
-                let hook = if mode == CaptureMode::Tc {
-                    "tcx-ingress"
-                } else {
-                    "xdp"
-                };
-                handles.push((pin::link_file(&name, hook), ingress));
+                handles.push((
+                    pin::link_file(&name, pin::Hook::ingress(mode).name()),
+                    ingress,
+                ));
                 let egress = attach_tc(&mut ebpf, &name, TcAttachType::Egress)?;
-                handles.push((pin::link_file(&name, "tcx-egress"), egress));
+                handles.push((pin::link_file(&name, pin::Hook::TcxEgress.name()), egress));
                 mode
             } else if opts.mode == ModeRequest::Tc {
                 CaptureMode::Tc
@@ -607,66 +694,31 @@ impl Kernel {
             Some(dir) => Some(pin_all(&mut ebpf, dir, opts, &interfaces, handles)?),
             None => None,
         };
-
-        let hosts = take(&mut ebpf, maps::HOSTS)?;
-        let other = take(&mut ebpf, maps::OTHER_HOSTS)?;
-        let proto = take(&mut ebpf, maps::PROTO_STATS)?;
-        let errors = take(&mut ebpf, maps::ERRORS)?;
-        Ok(Self::assemble(
-            Some(ebpf),
+        let counters =
+            CounterMaps::new(interfaces, take_counters(&mut ebpf)?, opts.max_hosts.max(1));
+        Ok(Self {
+            ebpf: Some(ebpf),
             pins,
-            interfaces,
-            [hosts, other, proto, errors],
-            opts.max_hosts.max(1),
-            count,
-        ))
+            counters,
+            replaced: None,
+        })
     }
 
-    fn assemble(
-        ebpf: Option<Ebpf>,
-        pins: Option<Pins>,
-        interfaces: Vec<Attached>,
-        [hosts, other, proto, errors]: [MapData; 4],
-        host_capacity: u32,
-        count: u32,
-    ) -> Self {
-        let cpus = possible_cpus();
-        let chunk = |n: u32| (n as usize).clamp(1, BATCH_CHUNK);
-        let epoch = epoch_of(&proto);
-        Self {
-            host_reader: BatchReader::new(
-                size_of::<HostKey>(),
-                size_of::<HostCounters>(),
-                chunk(host_capacity),
-            ),
-            other_reader: BatchReader::new(4, size_of::<HostCounters>() * cpus, chunk(count)),
-            proto_reader: BatchReader::new(
-                4,
-                size_of::<Counter>() * cpus,
-                chunk(count * DIRECTIONS * PROTO_SLOTS),
-            ),
-            error_reader: BatchReader::new(4, 8 * cpus, chunk(ERROR_KINDS)),
-            ebpf,
-            pins,
-            interfaces,
-            hosts,
-            other,
-            proto,
-            errors,
-            cpus,
-            host_capacity,
-            started: Instant::now(),
-            epoch,
-        }
+    /// The final counts of the pinned programs this start replaced (other options, or an older
+    /// pin layout), read once after the old programs had stopped: with the old pins'
+    /// interfaces and [`Epoch`]. Handed out once; `None` afterwards and when nothing was
+    /// replaced. The daemon folds them into its saved totals before its first poll.
+    pub fn take_replaced(&mut self) -> Option<Sample> {
+        self.replaced.take()
     }
 
     /// Which maps this load counts into (see [`Epoch`]).
     #[must_use]
     pub const fn epoch(&self) -> Epoch {
-        self.epoch
+        self.counters.epoch()
     }
 
-    /// Where the programs are pinned (`base/v<PIN_LAYOUT>`), if they are.
+    /// Where the programs are pinned (`base/v<layout>`), if they are.
     #[must_use]
     pub fn pin_dir(&self) -> Option<&Path> {
         self.pins.as_ref().map(|p| p.dir.as_path())
@@ -693,13 +745,13 @@ impl Kernel {
     /// The attached interfaces, in slot order.
     #[must_use]
     pub fn interfaces(&self) -> &[Attached] {
-        &self.interfaces
+        self.counters.interfaces()
     }
 
     /// Host map capacity.
     #[must_use]
     pub const fn host_capacity(&self) -> u32 {
-        self.host_capacity
+        self.counters.host_capacity()
     }
 
     /// The loaded programs, e.g. for `BPF_PROG_TEST_RUN` in tests and benchmarks.
@@ -718,9 +770,7 @@ impl Kernel {
     /// # Errors
     /// [`Error::Read`] when a `bpf(2)` call fails.
     pub fn read(&mut self) -> Result<Sample, Error> {
-        let mut sample = Sample::empty();
-        self.read_into(&mut sample)?;
-        Ok(sample)
+        self.counters.read()
     }
 
     /// Reads every map into `out`, reusing its buffers: the collector keeps one sample, so a
@@ -729,112 +779,46 @@ impl Kernel {
     /// # Errors
     /// [`Error::Read`] when a `bpf(2)` call fails; `out` is then incomplete.
     pub fn read_into(&mut self, out: &mut Sample) -> Result<(), Error> {
-        let begin = Instant::now();
-        out.at = SystemTime::now();
-        let cpus = self.cpus;
-
-        out.hosts.clear();
-        let hosts = &mut out.hosts;
-        self.host_reader
-            .for_each(&fd(&self.hosts), |k, v| {
-                hosts.push((pod::<HostKey>(k), pod::<HostCounters>(v)));
-            })
-            .map_err(|source| Error::Read {
-                map: maps::HOSTS,
-                source,
-            })?;
-
-        if out.interfaces.len() != self.interfaces.len() {
-            out.interfaces = self
-                .interfaces
-                .iter()
-                .map(|a| InterfaceSample {
-                    name: a.name.clone(),
-                    ifindex: a.ifindex,
-                    mode: a.mode,
-                    proto: [
-                        Box::new([Counter::default(); PROTO_SLOTS as usize]),
-                        Box::new([Counter::default(); PROTO_SLOTS as usize]),
-                    ],
-                    other_hosts: HostCounters::default(),
-                })
-                .collect();
-        }
-        for iface in &mut out.interfaces {
-            for dir in &mut iface.proto {
-                dir.fill(Counter::default());
-            }
-            iface.other_hosts = HostCounters::default();
-        }
-        let interfaces = &mut out.interfaces;
-
-        self.proto_reader
-            .for_each(&fd(&self.proto), |k, v| {
-                let index = pod::<u32>(k);
-                let per_iface = DIRECTIONS * PROTO_SLOTS;
-                let (slot, rest) = ((index / per_iface) as usize, index % per_iface);
-                let (dir, proto) = ((rest / PROTO_SLOTS) as usize, (rest % PROTO_SLOTS) as usize);
-                if let Some(iface) = interfaces.get_mut(slot) {
-                    let total = &mut iface.proto[dir][proto];
-                    for cpu in 0..cpus {
-                        let c = pod::<Counter>(&v[cpu * size_of::<Counter>()..]);
-                        total.bytes = total.bytes.wrapping_add(c.bytes);
-                        total.packets = total.packets.wrapping_add(c.packets);
-                    }
-                }
-            })
-            .map_err(|source| Error::Read {
-                map: maps::PROTO_STATS,
-                source,
-            })?;
-
-        self.other_reader
-            .for_each(&fd(&self.other), |k, v| {
-                if let Some(iface) = interfaces.get_mut(pod::<u32>(k) as usize) {
-                    for cpu in 0..cpus {
-                        let c = pod::<HostCounters>(&v[cpu * size_of::<HostCounters>()..]);
-                        iface.other_hosts.accumulate(&c);
-                    }
-                }
-            })
-            .map_err(|source| Error::Read {
-                map: maps::OTHER_HOSTS,
-                source,
-            })?;
-
-        let errors = &mut out.errors;
-        *errors = [0; ERROR_KINDS as usize];
-        self.error_reader
-            .for_each(&fd(&self.errors), |k, v| {
-                if let Some(e) = errors.get_mut(pod::<u32>(k) as usize) {
-                    for cpu in 0..cpus {
-                        *e = e.wrapping_add(pod::<u64>(&v[cpu * 8..]));
-                    }
-                }
-            })
-            .map_err(|source| Error::Read {
-                map: maps::ERRORS,
-                source,
-            })?;
-
-        out.monotonic = self.started.elapsed();
-        out.host_capacity = self.host_capacity;
-        out.epoch = self.epoch;
-        out.poll_duration = begin.elapsed();
-        Ok(())
+        self.counters.read_into(out)
     }
 
     /// Detaches everything and says what was detached. Dropping does the same when nothing is
-    /// pinned; when pinned, this also removes the pins (links, maps, layout file): the links
-    /// detach when their last reference goes, and the pinned counts are gone.
+    /// pinned; when pinned, this also takes the pinned links off their hooks
+    /// (`BPF_LINK_DETACH`: off when this returns) and removes the pins (links, maps, layout
+    /// file): the pinned counts are gone.
     #[must_use]
     pub fn detach(self) -> Vec<Attached> {
+        self.detach_then(|_| ()).0
+    }
+
+    /// Like [`Kernel::detach`], but reads the counters once more after the programs are off
+    /// their hooks and no invocation is in flight any more, before the maps go: the final
+    /// counts, nothing after them uncounted.
+    ///
+    /// # Errors
+    /// The read's [`Error::Read`] (everything is detached all the same).
+    pub fn detach_with_last_read(self) -> (Vec<Attached>, Result<Sample, Error>) {
+        self.detach_then(|counters| {
+            sys::settle();
+            counters.read()
+        })
+    }
+
+    /// Takes every program off its hook, runs `last` on the maps, then drops everything.
+    fn detach_then<T>(self, last: impl FnOnce(&mut CounterMaps) -> T) -> (Vec<Attached>, T) {
         let Self {
             ebpf,
             pins,
-            interfaces,
+            mut counters,
             ..
         } = self;
+        // Unpinned links go with the object that owns them (closing a link's last fd detaches
+        // it); the maps are held by `counters`.
+        drop(ebpf);
+        if let Some(pins) = &pins {
+            pin::detach_links(&pins.dir);
+        }
+        let result = last(&mut counters);
         if let Some(pins) = pins {
             let mut removed = Vec::new();
             if let Err(e) = pin::remove_dir(&pins.dir, &mut removed) {
@@ -846,14 +830,13 @@ impl Kernel {
                 let _ = std::fs::remove_dir(base);
             }
         }
-        drop(ebpf);
-        interfaces
+        (counters.into_interfaces(), result)
     }
 
-    /// Time since the programs were loaded.
+    /// Time since the programs were loaded (or re-adopted).
     #[must_use]
     pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
+        self.counters.started().elapsed()
     }
 }
 
@@ -872,10 +855,10 @@ fn pin_all(
     for shape in pin::expected_maps(count, max_ifindex, opts.max_hosts) {
         match ebpf.map(shape.name) {
             Some(Map::HashMap(m) | Map::PerCpuArray(m) | Map::Array(m)) => {
-                pin::check_map(m, &shape).map_err(|what| pin::PinError::Mismatch {
-                    dir: dir.to_path_buf(),
-                    what: format!("the freshly loaded {what} (a build mismatch; rebuild ntop)"),
-                })?;
+                if let Err(what) = pin::check_map(m, &shape) {
+                    tracing::error!(%what, "a freshly loaded map differs from what pinning expects");
+                    return Err(Error::Map(shape.name));
+                }
             }
             _ => return Err(Error::Map(shape.name)),
         }
@@ -911,7 +894,7 @@ fn pin_all(
     pin::write_layout(
         dir,
         &pin::Layout {
-            layout: pin::PIN_LAYOUT,
+            layout: opts.layout,
             mode: pin::mode_name(opts.mode).to_owned(),
             max_hosts: opts.max_hosts.max(1),
             interfaces: interfaces
@@ -931,30 +914,6 @@ fn pin_all(
         links,
         readopted: false,
     })
-}
-
-/// A map's fd, for raw `bpf(2)` calls.
-struct MapRawFd(RawFd);
-
-impl AsRawFd for MapRawFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
-    }
-}
-
-fn fd(map: &MapData) -> MapRawFd {
-    let fd: BorrowedFd<'_> = map.fd().as_fd();
-    MapRawFd(fd.as_raw_fd())
-}
-
-/// Reads a `#[repr(C)]` map type from the start of `bytes`.
-fn pod<T: aya::Pod>(bytes: &[u8]) -> T {
-    assert!(
-        bytes.len() >= size_of::<T>(),
-        "map entry shorter than its type"
-    );
-    // SAFETY: `T: Pod` is valid for any bytes; the length is checked; unaligned read.
-    unsafe { bytes.as_ptr().cast::<T>().read_unaligned() }
 }
 
 fn attach_ingress(
@@ -1027,11 +986,12 @@ fn attach_tc(ebpf: &mut Ebpf, name: &str, kind: TcAttachType) -> Result<LinkHand
 }
 
 /// Removes everything pinned under `base` (every layout version; for `ntop --detach-all`) and
-/// says what it removed. The pinned links detach as their pins go (unless a running ntop still
-/// holds them).
+/// says what it removed, with the final counts of every pin directory this build can read
+/// (see [`pin::detach_all`]). Every pinned link is off its hook when this returns, also one a
+/// running ntop still holds.
 ///
 /// # Errors
 /// [`Error::Pin`] when a pin cannot be removed.
-pub fn detach_all(base: &Path) -> Result<Vec<String>, Error> {
+pub fn detach_all(base: &Path) -> Result<DetachedAll, Error> {
     pin::detach_all(base)
 }

@@ -1,21 +1,28 @@
-//! Pinning the kernel objects in bpffs so that they keep counting while the daemon is down.
+//! Pinning the kernel objects in bpffs so that they keep counting while the daemon is down, and
+//! taking them over again: re-adopting them, or replacing them without losing a count.
 //!
 //! Layout under the pin base (e.g. `/sys/fs/bpf/ntop`):
 //!
 //! ```text
-//! v<PIN_LAYOUT>/layout                  what was pinned (a symlink whose target is the text): layout, mode, host capacity, interfaces
-//! v<PIN_LAYOUT>/maps/<NAME>             every map of the object
-//! v<PIN_LAYOUT>/links/<iface>-<hook>    the bpf_links (hook: xdp, tcx-ingress, tcx-egress)
+//! v<N>/layout                  what was pinned (a symlink whose target is the text): layout, mode, host capacity, interfaces
+//! v<N>/maps/<NAME>             every map of the object
+//! v<N>/links/<iface>-<hook>    the bpf_links (hook: xdp, tcx-ingress, tcx-egress)
+//! v<N>-replaced/…              pins being replaced (only while a start replaces them in place)
 //! ```
 //!
-//! A restart of the same layout re-adopts the pins (after checking every map's type, key and
-//! value size and capacity with `MapInfo`, and the interface list); anything else is refused with
-//! an error that says what differs (aya's `create_pinned_by_name` does not check, aya#837).
+//! `N` is the pin layout ([`PIN_LAYOUT`]). A restart of the same layout with the same options
+//! re-adopts the pins (after checking every map's type, key and value size and capacity with
+//! `MapInfo`, the interface list and that every link is still attached; aya's
+//! `create_pinned_by_name` does not check, aya#837). Pins of another interface set, capture
+//! mode or capacity, or of an older layout this build can read ([`layout_maps`]), are replaced
+//! by [`Kernel::load_pinned`](super::Kernel::load_pinned): their final counts are read once and
+//! handed to the daemon. Pins of a newer layout, or that cannot be read, are refused.
 
 use std::{
     ffi::CString,
     fmt::Write as _,
     fs, io,
+    os::fd::AsFd as _,
     path::{Path, PathBuf},
 };
 
@@ -30,12 +37,13 @@ use ntop_common::{
     proto::PROTO_SLOTS,
 };
 
-use super::ModeRequest;
-use crate::sample::CaptureMode;
+use super::{ModeRequest, counters::CounterMaps, sys};
+use crate::sample::{CaptureMode, Sample};
 
 /// Version of the pinned layout: the pin directory is `v<PIN_LAYOUT>`.
 ///
-/// Bump when any map's key/value layout, type or the set of maps changes.
+/// Bump when any map's key/value layout, type or the set of maps changes, and keep a reader
+/// for the layouts before it in [`layout_maps`], so that an upgrade folds their counts.
 pub const PIN_LAYOUT: u32 = 1;
 
 /// Where bpffs is normally mounted.
@@ -44,12 +52,15 @@ pub const BPFFS: &str = "/sys/fs/bpf";
 /// The file recording what was pinned (no dot: bpffs refuses names with one, `EPERM`).
 pub const LAYOUT_FILE: &str = "layout";
 
+/// Suffix of a pin directory moved aside while a start replaces it in place.
+pub const REPLACED_SUFFIX: &str = "-replaced";
+
 /// `BPF_FS_MAGIC` from `linux/magic.h`.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
-/// The fix named by the mismatch errors.
-const FIX: &str = "run `ntop --detach-all` first to remove them (the counts pinned there are lost), \
-                   or start ntop with the same options as the pinned instance";
+/// The fix named when pins cannot be taken over.
+const FIX: &str = "a newer or another ntop pinned them: run that ntop, or `ntop --detach-all` to \
+                   remove them (which loses the counts they hold since that ntop last saved)";
 
 /// Errors of pinning and re-adopting.
 #[derive(Debug, thiserror::Error)]
@@ -71,13 +82,57 @@ pub enum PinError {
          `mount -t bpf bpf DIR`", .0.display()
     )]
     NotBpffs(PathBuf),
-    /// What is pinned does not match what this ntop would create.
-    #[error("the programs pinned in `{}` do not match this ntop: {what}; {FIX}", dir.display())]
+    /// What is pinned cannot be read or taken over by this ntop.
+    #[error("the programs pinned in `{}` cannot be taken over by this ntop: {what}; {FIX}", dir.display())]
     Mismatch {
         /// The pin directory.
         dir: PathBuf,
         /// What differs.
         what: String,
+    },
+    /// Pins of a newer layout: only a newer ntop can read their counts.
+    #[error(
+        "`{}` holds programs pinned by a newer ntop (pin layout {found}; this ntop has layout \
+         {ours}); run that newer ntop, or `ntop --detach-all` to remove them (which loses the \
+         counts they hold since that ntop last saved)", dir.display()
+    )]
+    Newer {
+        /// The pin directory.
+        dir: PathBuf,
+        /// Its layout.
+        found: u32,
+        /// This build's layout.
+        ours: u32,
+    },
+    /// Pins left over by an interrupted replacement, or of more than one layout.
+    #[error(
+        "`{}` is left over: {what}; run `ntop --detach-all`, which reads the final counts pinned \
+         there and removes the pins, then start ntop again", dir.display()
+    )]
+    Leftover {
+        /// The pin directory.
+        dir: PathBuf,
+        /// What it is.
+        what: String,
+    },
+    /// A replacement of pinned programs failed after it had changed a hook.
+    #[error(
+        "replacing the programs pinned in `{}` failed: {reason}; the old pins are back in \
+         place{}; fix the cause and start ntop again (it replaces them then), or run \
+         `ntop --detach-all`", dir.display(),
+        if uncounted.is_empty() {
+            String::new()
+        } else {
+            format!(", but the ingress of {} is not counted until a start succeeds", uncounted.join(", "))
+        }
+    )]
+    Replace {
+        /// The old pin directory.
+        dir: PathBuf,
+        /// What failed.
+        reason: String,
+        /// Interfaces whose old ingress hook had been detached.
+        uncounted: Vec<String>,
     },
     /// Pinning or opening a pinned map or link failed.
     #[error("{what} `{}` failed: {reason}", path.display())]
@@ -245,40 +300,42 @@ pub fn ensure_bpffs(base: &Path) -> Result<(), PinError> {
     Ok(())
 }
 
-/// The versioned pin directory under `base`.
+/// The pin directory of layout `layout` under `base`: `base/v<layout>`.
 #[must_use]
-pub fn version_dir(base: &Path) -> PathBuf {
-    base.join(format!("v{PIN_LAYOUT}"))
+pub fn version_dir(base: &Path, layout: u32) -> PathBuf {
+    base.join(format!("v{layout}"))
 }
 
-/// Prepares `base` for this layout: mounts bpffs if needed, refuses pins of another layout,
-/// creates `base/v<PIN_LAYOUT>`, and returns it.
+/// Where a start that replaces the pins of `dir` in place moves them meanwhile.
+#[must_use]
+pub fn aside_dir(dir: &Path) -> PathBuf {
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(REPLACED_SUFFIX);
+    dir.with_file_name(name)
+}
+
+/// Prepares `base`: mounts bpffs if needed, creates `base` and checks it is on bpffs.
 ///
 /// # Errors
-/// [`PinError`] when `base` is not on bpffs, another layout is pinned, or a directory cannot be
-/// created.
-pub fn prepare(base: &Path) -> Result<PathBuf, PinError> {
+/// [`PinError`] when `base` is not on bpffs or cannot be created.
+pub fn prepare_base(base: &Path) -> Result<(), PinError> {
     ensure_bpffs(base)?;
     fs::create_dir_all(base).map_err(io_err("creating", base))?;
     if !is_bpffs(base) {
         return Err(PinError::NotBpffs(base.to_path_buf()));
     }
-    let dir = version_dir(base);
-    let ours = dir.file_name().map(std::ffi::OsStr::to_os_string);
-    for entry in fs::read_dir(base).map_err(io_err("listing", base))? {
-        let entry = entry.map_err(io_err("listing", base))?;
-        let name = entry.file_name();
-        if is_version_dir(&name) && Some(&name) != ours.as_ref() {
-            return Err(PinError::Mismatch {
-                dir: base.to_path_buf(),
-                what: format!(
-                    "programs of pin layout {} are pinned there, this ntop uses layout \
-                     {PIN_LAYOUT} (an upgrade changed the maps)",
-                    name.to_string_lossy()
-                ),
-            });
-        }
-    }
+    Ok(())
+}
+
+/// Prepares `base` ([`prepare_base`]), creates `base/v<layout>` with its `maps` and `links`
+/// and returns it. What else is pinned under `base` is not looked at
+/// ([`Kernel::load_pinned`](super::Kernel::load_pinned) does that).
+///
+/// # Errors
+/// [`PinError`] when `base` is not on bpffs or a directory cannot be created.
+pub fn prepare(base: &Path, layout: u32) -> Result<PathBuf, PinError> {
+    prepare_base(base)?;
+    let dir = version_dir(base, layout);
     fs::create_dir_all(dir.join("maps")).map_err(io_err("creating", &dir))?;
     fs::create_dir_all(dir.join("links")).map_err(io_err("creating", &dir))?;
     Ok(dir)
@@ -395,6 +452,35 @@ pub fn expected_maps(interfaces: u32, max_ifindex: u32, max_hosts: u32) -> [MapS
     ]
 }
 
+// Layout 1 is today's layout: `layout_maps` reads it with today's shapes and
+// `CounterMaps::read_into`. A build that bumps PIN_LAYOUT must keep a reader for layout 1 (its
+// shapes, and a reader of its value types beside `read_into`).
+const _: () = assert!(
+    PIN_LAYOUT == 1,
+    "PIN_LAYOUT changed: keep a reader for layout 1 in layout_maps (its map shapes and value \
+     types), so that an upgrade still folds the counts pinned by the previous ntop"
+);
+
+/// The maps of pin layout `layout` as this build reads them, for `interfaces` interfaces, the
+/// highest ifindex `max_ifindex` and `max_hosts` hosts; `None` when this build cannot read that
+/// layout. `own` is the layout this build pins with (normally [`PIN_LAYOUT`]; the upgrade test
+/// runs as a build of `PIN_LAYOUT + 1` with today's maps).
+#[must_use]
+pub fn layout_maps(
+    layout: u32,
+    own: u32,
+    interfaces: u32,
+    max_ifindex: u32,
+    max_hosts: u32,
+) -> Option<[MapShape; 5]> {
+    match layout {
+        // Layout 1: today's maps (PIN_LAYOUT == 1, asserted above).
+        1 => Some(expected_maps(interfaces, max_ifindex, max_hosts)),
+        n if n == own => Some(expected_maps(interfaces, max_ifindex, max_hosts)),
+        _ => None,
+    }
+}
+
 /// Compares a map with its expected shape; `Err(what differs)`.
 ///
 /// # Errors
@@ -456,6 +542,55 @@ pub fn link_file(iface: &str, hook: &str) -> String {
     format!("{}-{hook}", iface.replace('.', ":"))
 }
 
+/// A hook ntop attaches to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// XDP (native or generic), ingress.
+    Xdp,
+    /// TCX ingress (`--capture-mode tc`).
+    TcxIngress,
+    /// TCX egress.
+    TcxEgress,
+}
+
+impl Hook {
+    /// The name in link file names ([`link_file`]).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Xdp => "xdp",
+            Self::TcxIngress => "tcx-ingress",
+            Self::TcxEgress => "tcx-egress",
+        }
+    }
+
+    /// The ingress hook of an interface counted in `mode`.
+    #[must_use]
+    pub const fn ingress(mode: CaptureMode) -> Self {
+        match mode {
+            CaptureMode::XdpNative | CaptureMode::XdpGeneric => Self::Xdp,
+            CaptureMode::Tc => Self::TcxIngress,
+        }
+    }
+}
+
+/// The links `layout` records, each with its interface (index into `layout.interfaces`),
+/// hook and file name: the ingress and egress hook of every interface, where a link file for it
+/// is listed.
+#[must_use]
+pub fn pinned_hooks(layout: &Layout) -> Vec<(usize, Hook, String)> {
+    let mut hooks = Vec::new();
+    for (index, iface) in layout.interfaces.iter().enumerate() {
+        for hook in [Hook::ingress(iface.mode), Hook::TcxEgress] {
+            let file = link_file(&iface.name, hook.name());
+            if layout.links.contains(&file) {
+                hooks.push((index, hook, file));
+            }
+        }
+    }
+    hooks
+}
+
 /// Opens a pinned map.
 ///
 /// # Errors
@@ -508,34 +643,242 @@ pub fn remove_dir(dir: &Path, removed: &mut Vec<String>) -> Result<(), PinError>
     Ok(())
 }
 
-/// Whether `name` is a layout version directory name (`v<N>`).
-fn is_version_dir(name: &std::ffi::OsStr) -> bool {
-    name.to_str()
-        .and_then(|n| n.strip_prefix('v'))
-        .is_some_and(|n| n.parse::<u32>().is_ok())
+/// The layout of a directory name `v<N>` or `v<N>-replaced`, and whether it is the latter.
+fn version_of(name: &std::ffi::OsStr) -> Option<(u32, bool)> {
+    let name = name.to_str()?.strip_prefix('v')?;
+    let (number, aside) = match name.strip_suffix(REPLACED_SUFFIX) {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
+    // `u32::from_str` takes a leading `+`: not ours.
+    if !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((number.parse().ok()?, aside))
 }
 
-/// Removes everything ntop pinned under `base` (every layout version `v<N>`, links first) and
-/// says what it removed; `base` itself goes when nothing else is left in it. Anything else in
-/// `base` is left alone (so a mistaken `--pin-dir /sys/fs/bpf` cannot wipe other programs'
-/// pins). A base that does not exist is nothing to remove.
+/// A pin directory of ntop's under the base.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinDir {
+    /// `base/v<N>` or `base/v<N>-replaced`.
+    pub dir: PathBuf,
+    /// `N`.
+    pub layout: u32,
+    /// Moved aside by a replacement that did not finish (`v<N>-replaced`).
+    pub aside: bool,
+}
+
+/// ntop's pin directories under `base` (`v<N>` and `v<N>-replaced`), by layout; nothing else
+/// in `base` is looked at. A missing base holds none.
+///
+/// # Errors
+/// [`PinError::Io`] when `base` cannot be listed.
+pub fn scan(base: &Path) -> Result<Vec<PinDir>, PinError> {
+    let entries = match fs::read_dir(base) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("listing", base)(e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err("listing", base))?;
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if let Some((layout, aside)) = version_of(&entry.file_name()) {
+            found.push(PinDir {
+                dir: entry.path(),
+                layout,
+                aside,
+            });
+        }
+    }
+    found.sort_by_key(|d| (d.layout, d.aside));
+    Ok(found)
+}
+
+/// Whether anything but (empty) directories is under `dir`: pins, or a layout file.
+#[must_use]
+pub fn holds_pins(dir: &Path) -> bool {
+    fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            holds_pins(&e.path())
+        } else {
+            true
+        }
+    })
+}
+
+/// Takes every link pinned under `dir/links` off its hook now (`BPF_LINK_DETACH`), whoever
+/// still holds it; the pins stay. Returns how many links were detached. A link that cannot be
+/// opened or detached is logged and left to go with its pin (the kernel then detaches it when
+/// its last reference goes, from a workqueue: `bpf_link_put` in kernel/bpf/syscall.c).
+pub fn detach_links(dir: &Path) -> usize {
+    let mut detached = 0;
+    for entry in fs::read_dir(dir.join("links"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        match sys::obj_get(&path).and_then(|fd| sys::link_detach(fd.as_fd())) {
+            Ok(()) => detached += 1,
+            Err(e) => tracing::warn!(
+                link = %path.display(),
+                error = %e,
+                "detaching a pinned link failed; it goes when its pin is removed"
+            ),
+        }
+    }
+    detached
+}
+
+/// What [`detach_all`] did.
+#[derive(Debug, Default)]
+pub struct DetachedAll {
+    /// The pins it removed (paths).
+    pub removed: Vec<String>,
+    /// The final counts of every pin directory it could read, one sample each (with the
+    /// interfaces and [`Epoch`](crate::sample::Epoch) of those pins), for the daemon to fold
+    /// into its saved totals. Pins of a newer or unreadable layout have none (their counts are
+    /// lost; a warning says so).
+    pub final_counts: Vec<Sample>,
+}
+
+/// Removes everything ntop pinned under `base` (every layout `v<N>`, and `v<N>-replaced` left
+/// by an interrupted replacement) and says what it removed; `base` itself goes when nothing
+/// else is left in it. Anything else in `base` is left alone (so a mistaken
+/// `--pin-dir /sys/fs/bpf` cannot wipe other programs' pins). A base that does not exist is
+/// nothing to remove.
+///
+/// First every pinned link is taken off its hook ([`detach_links`]: off when this returns,
+/// also when a running ntop still holds it), then the kernel is waited for until no program
+/// invocation is in flight (`membarrier(MEMBARRIER_CMD_GLOBAL)`: `synchronize_rcu()`), then the
+/// maps of each directory this build can read are read once into a [`Sample`], and only then
+/// are the pins removed.
 ///
 /// # Errors
 /// [`super::Error::Pin`] when a file cannot be removed.
-pub fn detach_all(base: &Path) -> Result<Vec<String>, super::Error> {
-    let mut removed = Vec::new();
-    let entries = match fs::read_dir(base) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(removed),
-        Err(e) => return Err(io_err("listing", base)(e).into()),
-    };
-    for entry in entries {
-        let entry = entry.map_err(io_err("listing", base))?;
-        if is_version_dir(&entry.file_name()) && entry.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_dir(&entry.path(), &mut removed)?;
+pub fn detach_all(base: &Path) -> Result<DetachedAll, super::Error> {
+    let mut done = DetachedAll::default();
+    let dirs = scan(base)?;
+    let mut detached = 0;
+    for d in &dirs {
+        detached += detach_links(&d.dir);
+    }
+    let mut readable = Vec::new();
+    for d in &dirs {
+        match read_layout(&d.dir) {
+            Ok(Some(layout)) => match CounterMaps::open_pinned(&d.dir, &layout, PIN_LAYOUT) {
+                Ok(maps) => readable.push((d, maps)),
+                Err(e) => tracing::warn!(
+                    dir = %d.dir.display(),
+                    error = %e,
+                    "the counts pinned there cannot be read by this ntop; they are lost"
+                ),
+            },
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                dir = %d.dir.display(),
+                error = %e,
+                "the counts pinned there cannot be read by this ntop; they are lost"
+            ),
         }
+    }
+    if detached > 0 && !readable.is_empty() {
+        sys::settle();
+    }
+    for (d, mut maps) in readable {
+        match maps.read() {
+            Ok(sample) => done.final_counts.push(sample),
+            Err(e) => tracing::warn!(
+                dir = %d.dir.display(),
+                error = %e,
+                "reading the final counts failed; they are lost"
+            ),
+        }
+    }
+    for d in &dirs {
+        remove_dir(&d.dir, &mut done.removed)?;
     }
     // Fails (and is left) when something that is not ours is in it.
     let _ = fs::remove_dir(base);
-    Ok(removed)
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_directory_names() {
+        let v = |s: &str| version_of(std::ffi::OsStr::new(s));
+        assert_eq!(v("v1"), Some((1, false)));
+        assert_eq!(v("v12-replaced"), Some((12, true)));
+        assert_eq!(v("v"), None);
+        assert_eq!(v("v+1"), None);
+        assert_eq!(v("v1-new"), None);
+        assert_eq!(v("foreign"), None);
+        let base = Path::new("/sys/fs/bpf/ntop");
+        assert_eq!(version_dir(base, 3), base.join("v3"));
+        assert_eq!(aside_dir(&version_dir(base, 3)), base.join("v3-replaced"));
+        assert_eq!(
+            version_of(
+                aside_dir(&version_dir(base, 3))
+                    .file_name()
+                    .unwrap_or_default()
+            ),
+            Some((3, true))
+        );
+    }
+
+    #[test]
+    fn readable_layouts() {
+        // Layout 1 stays readable by every build; a build reads its own layout; nothing else.
+        assert!(layout_maps(1, PIN_LAYOUT, 1, 2, 3).is_some());
+        assert!(layout_maps(1, PIN_LAYOUT + 1, 1, 2, 3).is_some());
+        assert!(layout_maps(PIN_LAYOUT + 1, PIN_LAYOUT + 1, 1, 2, 3).is_some());
+        assert!(layout_maps(PIN_LAYOUT + 1, PIN_LAYOUT, 1, 2, 3).is_none());
+        assert!(layout_maps(0, PIN_LAYOUT, 1, 2, 3).is_none());
+        assert_eq!(
+            layout_maps(1, PIN_LAYOUT, 2, 7, 100),
+            Some(expected_maps(2, 7, 100))
+        );
+    }
+
+    #[test]
+    fn pinned_hooks_follow_the_modes_and_the_listed_links() {
+        let layout = Layout {
+            layout: 1,
+            mode: "xdp".into(),
+            max_hosts: 10,
+            interfaces: vec![
+                PinnedInterface {
+                    name: "eth0.100".into(),
+                    ifindex: 3,
+                    mode: CaptureMode::XdpGeneric,
+                },
+                PinnedInterface {
+                    name: "eth1".into(),
+                    ifindex: 4,
+                    mode: CaptureMode::Tc,
+                },
+            ],
+            maps: vec![],
+            links: vec![
+                "eth0:100-xdp".into(),
+                "eth0:100-tcx-egress".into(),
+                "eth1-tcx-ingress".into(),
+            ],
+        };
+        assert_eq!(Layout::parse(&layout.to_text()), Some(layout.clone()));
+        assert_eq!(
+            pinned_hooks(&layout),
+            [
+                (0, Hook::Xdp, "eth0:100-xdp".to_owned()),
+                (0, Hook::TcxEgress, "eth0:100-tcx-egress".to_owned()),
+                (1, Hook::TcxIngress, "eth1-tcx-ingress".to_owned()),
+            ]
+        );
+    }
 }

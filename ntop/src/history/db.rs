@@ -1,6 +1,7 @@
 //! Opening `history.db`: the schema, its version, and what happens to a damaged or newer file.
 
 use std::{
+    fmt::Write as _,
     fs, io,
     io::Read as _,
     path::{Path, PathBuf},
@@ -12,7 +13,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags};
 use super::{HistoryError, MovedAside};
 
 /// The schema this build writes, kept in `PRAGMA user_version`. Bump it with a migration.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS ifaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -31,6 +32,16 @@ CREATE TABLE IF NOT EXISTS host_ts (
     host INTEGER NOT NULL, res INTEGER NOT NULL, t INTEGER NOT NULL,
     rxb INTEGER NOT NULL, rxp INTEGER NOT NULL, txb INTEGER NOT NULL, txp INTEGER NOT NULL,
     PRIMARY KEY (host, res, t)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS epochs (id INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS iface_totals (
+    name TEXT PRIMARY KEY, epoch INTEGER NOT NULL,
+    proto BLOB NOT NULL, proto_off BLOB, other BLOB NOT NULL, other_off BLOB);
+CREATE TABLE IF NOT EXISTS host_totals (
+    iface TEXT NOT NULL, addr BLOB NOT NULL, epoch INTEGER NOT NULL, c BLOB NOT NULL, off BLOB,
+    first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+    PRIMARY KEY (iface, addr)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS host_totals_seen ON host_totals (last_seen);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB);
 ";
 
 /// The 16-byte magic every `SQLite` 3 database starts with.
@@ -76,6 +87,46 @@ pub fn open_reader(path: &Path) -> Result<Connection, HistoryError> {
     .map_err(|e| open_error(path, &e))?;
     conn.busy_timeout(std::time::Duration::from_secs(2))
         .map_err(|e| open_error(path, &e))?;
+    Ok(conn)
+}
+
+/// Opens `path` read-only as an immutable database (`immutable=1`: no locks, no `-shm`), for a
+/// file on a read-only file system. The newer-version check applies as for the writer.
+pub fn open_immutable(path: &Path) -> Result<Connection, HistoryError> {
+    if !path.exists() {
+        return Err(HistoryError::Open {
+            path: path.to_owned(),
+            what: "no history database yet".into(),
+            source: None,
+        });
+    }
+    let mut uri = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'%' | b'?' | b'#' => {
+                let _ = write!(uri, "%{b:02X}");
+            }
+            _ => uri.push(char::from(*b)),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let conn = Connection::open_with_flags(
+        &uri,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| open_error(path, &e))?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| open_error(path, &e))?;
+    if version > SCHEMA_VERSION {
+        return Err(HistoryError::NewerVersion {
+            path: path.to_owned(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
     Ok(conn)
 }
 
@@ -211,7 +262,7 @@ fn io_open_error(path: &Path, e: io::Error) -> HistoryError {
 fn open_error(path: &Path, e: &rusqlite::Error) -> HistoryError {
     HistoryError::Open {
         path: path.to_owned(),
-        what: format!("{}{}", e, super::what_hint(e)),
+        what: format!("{}{}", e, super::what_hint(e, path)),
         source: None,
     }
 }

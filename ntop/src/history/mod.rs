@@ -51,6 +51,8 @@
 mod db;
 #[cfg(test)]
 mod tests;
+pub mod totals;
+pub mod usage;
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
@@ -61,8 +63,9 @@ use std::{
 
 use rusqlite::{Connection, ErrorCode, params};
 
-use crate::store::DataDir;
+use crate::{sample::Epoch, store::DataDir};
 
+pub use self::totals::{ErrorTotals, HostTotals, IfaceTotals, Totals};
 pub use db::SCHEMA_VERSION;
 
 /// The file name inside the data directory.
@@ -117,19 +120,67 @@ pub enum HistoryError {
     },
 }
 
-/// A hint for the common causes of a failed statement.
-fn what_hint(e: &rusqlite::Error) -> &'static str {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DiskFull) => " (the disk is full: free some space; ntop retries)",
-        Some(ErrorCode::ReadOnly) => {
-            " (read-only file system or file not writable: make the data directory writable)"
+/// A hint for the common causes of a failed statement on the database at `path`. `SQLite`
+/// reports a write to a read-only or full file system sometimes as such and sometimes as a
+/// plain I/O error, so the file system is asked too (`statvfs(3)`).
+fn what_hint(e: &rusqlite::Error, path: &Path) -> &'static str {
+    const FULL: &str = " (the disk is full: free some space; ntop retries)";
+    const READ_ONLY: &str =
+        " (read-only file system or file not writable: make the data directory writable)";
+    let code = e.sqlite_error_code();
+    if code == Some(ErrorCode::DiskFull) {
+        return FULL;
+    }
+    if matches!(
+        code,
+        Some(
+            ErrorCode::ReadOnly
+                | ErrorCode::CannotOpen
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::PermissionDenied
+        )
+    ) {
+        match fs_state(path) {
+            Some(FsState::ReadOnly) => return READ_ONLY,
+            Some(FsState::Full) => return FULL,
+            None => {}
         }
+    }
+    match code {
+        Some(ErrorCode::ReadOnly) => READ_ONLY,
         Some(ErrorCode::CannotOpen) => {
             " (cannot open the file: check that the data directory exists and is writable)"
         }
         Some(ErrorCode::PermissionDenied) => " (permission denied: check the owner)",
         Some(ErrorCode::SystemIoFailure) => " (I/O error: check the disk and its free space)",
         _ => "",
+    }
+}
+
+enum FsState {
+    ReadOnly,
+    Full,
+}
+
+/// Whether the file system holding `path`'s directory is mounted read-only or has no space
+/// left for an unprivileged writer.
+fn fs_state(path: &Path) -> Option<FsState> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = path.parent()?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` is valid for writes of a `statvfs`.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs succeeded, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    if st.f_flag & libc::ST_RDONLY != 0 {
+        Some(FsState::ReadOnly)
+    } else if st.f_bavail == 0 {
+        Some(FsState::Full)
+    } else {
+        None
     }
 }
 
@@ -287,6 +338,43 @@ pub struct History {
     /// Committed host ids.
     host_ids: HashMap<(i64, [u8; 16]), i64>,
     dropped: u64,
+    /// Totals not yet written; the latest row of each entity wins.
+    pending: PendingTotals,
+    epoch_ids: HashMap<Epoch, i64>,
+}
+
+/// Totals waiting for the next successful transaction. Bounded by the number of entities, so
+/// nothing is ever dropped from it.
+#[derive(Debug, Default)]
+struct PendingTotals {
+    interfaces: HashMap<String, IfaceTotals>,
+    hosts: HashMap<(String, [u8; 16]), HostTotals>,
+    errors: Option<ErrorTotals>,
+    since_ms: Option<u64>,
+}
+
+impl PendingTotals {
+    fn merge(&mut self, t: Totals) {
+        for i in t.interfaces {
+            self.interfaces.insert(i.name.clone(), i);
+        }
+        for h in t.hosts {
+            self.hosts.insert((h.iface.clone(), h.addr), h);
+        }
+        if t.errors.is_some() {
+            self.errors = t.errors;
+        }
+        if t.since_ms.is_some() {
+            self.since_ms = t.since_ms;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.interfaces.clear();
+        self.hosts.clear();
+        self.errors = None;
+        self.since_ms = None;
+    }
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -339,6 +427,8 @@ impl History {
             iface_ids: HashMap::new(),
             host_ids: HashMap::new(),
             dropped: 0,
+            pending: PendingTotals::default(),
+            epoch_ids: HashMap::new(),
         };
         h.load_ids().map_err(|e| HistoryError::Open {
             path: h.path.clone(),
@@ -362,6 +452,14 @@ impl History {
             Ok(((r.get::<_, i64>(1)?, a), r.get::<_, i64>(0)?))
         })?;
         self.host_ids = rows.collect::<Result<_, _>>()?;
+        let mut st = self.conn.prepare("SELECT id, text FROM epochs")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        for row in rows {
+            let (id, text) = row?;
+            if let Some(e) = Epoch::parse(&text) {
+                self.epoch_ids.insert(e, id);
+            }
+        }
         Ok(())
     }
 
@@ -432,21 +530,74 @@ impl History {
         self.write(None)
     }
 
+    /// Writes one poll's points and the totals they lead to in one transaction, so that what is
+    /// on disk is always consistent: the history sums to the totals' increase. `points.hosts`
+    /// are the host deltas of a whole interval (the persister sends them once a minute); they
+    /// go to the minute of `hosts_at` (the middle of their interval). `totals` are merged into
+    /// the rows waiting to be written (the latest row of an entity wins) and written with them.
+    ///
+    /// # Errors
+    /// [`HistoryError::Write`] as for [`History::record`]; nothing of `totals` is lost then:
+    /// pending totals are kept until a transaction succeeds.
+    pub fn commit(
+        &mut self,
+        at: SystemTime,
+        points: &Points,
+        hosts_at: SystemTime,
+        totals: Totals,
+    ) -> Result<(), HistoryError> {
+        let t = unix(at);
+        if !points.hosts.is_empty() {
+            let h = unix(hosts_at);
+            let m = self.host_pending.entry(h - h.rem_euclid(60)).or_default();
+            for (iface, addr, c) in &points.hosts {
+                m.entry((iface.clone(), addr16(*addr))).or_default().add(c);
+            }
+        }
+        self.pending.merge(totals);
+        self.backlog.push_back((
+            t,
+            Points {
+                interfaces: points.interfaces.clone(),
+                protocols: points.protocols.clone(),
+                hosts: Vec::new(),
+            },
+        ));
+        self.write(Some(t - t.rem_euclid(60)))
+    }
+
+    /// Totals rows waiting to be written (after failed writes), for the status page.
+    #[must_use]
+    pub fn pending_totals(&self) -> usize {
+        self.pending.interfaces.len() + self.pending.hosts.len()
+    }
+
+    /// Reads every totals row back (at start-up).
+    ///
+    /// # Errors
+    /// [`HistoryError::Read`], also when a row is damaged (a BLOB of the wrong size).
+    pub fn load_totals(&self) -> Result<Totals, HistoryError> {
+        totals::read(&self.conn, &self.path)
+    }
+
     /// Writes the backlog and the host minutes before `current_minute` (all when `None`).
     fn write(&mut self, current_minute: Option<i64>) -> Result<(), HistoryError> {
         let mut new_ifaces = HashMap::new();
         let mut new_hosts = HashMap::new();
+        let mut new_epochs = HashMap::new();
         let minutes: Vec<i64> = self
             .host_pending
             .keys()
             .copied()
             .filter(|m| current_minute.is_none_or(|c| *m < c))
             .collect();
-        let r = self.write_tx(&minutes, &mut new_ifaces, &mut new_hosts);
+        let r = self.write_tx(&minutes, &mut new_ifaces, &mut new_hosts, &mut new_epochs);
         match r {
             Ok(()) => {
                 self.iface_ids.extend(new_ifaces);
                 self.host_ids.extend(new_hosts);
+                self.epoch_ids.extend(new_epochs);
+                self.pending.clear();
                 self.backlog.clear();
                 for m in minutes {
                     self.host_pending.remove(&m);
@@ -464,20 +615,26 @@ impl History {
                 }
                 Err(HistoryError::Write {
                     path: self.path.clone(),
-                    what: format!("{}{}", what_short(&e), what_hint(&e)),
+                    what: format!("{}{}", what_short(&e), what_hint(&e, &self.path)),
                     kept: self.backlog.len(),
                 })
             }
         }
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one transaction: every table written in turn, in one place"
+    )]
     fn write_tx(
         &self,
         minutes: &[i64],
         new_ifaces: &mut HashMap<String, i64>,
         new_hosts: &mut HashMap<(i64, [u8; 16]), i64>,
+        new_epochs: &mut HashMap<Epoch, i64>,
     ) -> rusqlite::Result<()> {
         let tx = self.conn.unchecked_transaction()?;
+        self.write_totals(&tx, new_epochs)?;
         {
             let mut ins_iface = tx.prepare_cached(
                 "INSERT INTO iface_ts (iface, res, t, rxb, rxp, txb, txp) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6)
@@ -579,6 +736,75 @@ impl History {
         tx.commit()
     }
 
+    /// Writes the pending totals inside the commit's transaction.
+    fn write_totals(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        new_epochs: &mut HashMap<Epoch, i64>,
+    ) -> rusqlite::Result<()> {
+        use totals::{encode_host, encode_sparse, encode_u64s};
+        let p = &self.pending;
+        let mut epoch_id = |e: &Epoch| -> rusqlite::Result<i64> {
+            if let Some(id) = self.epoch_ids.get(e).or_else(|| new_epochs.get(e)) {
+                return Ok(*id);
+            }
+            let id = tx.query_row(
+                "INSERT INTO epochs (text) VALUES (?1)
+                 ON CONFLICT DO UPDATE SET text = excluded.text RETURNING id",
+                [e.to_text()],
+                |r| r.get(0),
+            )?;
+            new_epochs.insert(*e, id);
+            Ok(id)
+        };
+        if !p.interfaces.is_empty() {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO iface_totals (name, epoch, proto, proto_off, other, other_off)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for i in p.interfaces.values() {
+                st.execute(params![
+                    i.name,
+                    epoch_id(&i.epoch)?,
+                    encode_sparse(&i.proto),
+                    i.proto_offset.as_deref().map(encode_sparse),
+                    encode_host(&i.other),
+                    i.other_offset.as_ref().map(encode_host),
+                ])?;
+            }
+        }
+        if !p.hosts.is_empty() {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO host_totals (iface, addr, epoch, c, off, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for h in p.hosts.values() {
+                st.execute(params![
+                    h.iface,
+                    &h.addr[..],
+                    epoch_id(&h.epoch)?,
+                    encode_host(&h.totals),
+                    h.offset.as_ref().map(encode_host),
+                    db_int(h.first_seen_ms),
+                    db_int(h.last_seen_ms),
+                ])?;
+            }
+        }
+        let mut meta = tx.prepare_cached("INSERT OR REPLACE INTO meta (k, v) VALUES (?1, ?2)")?;
+        if let Some(e) = &p.errors {
+            meta.execute(params!["errors_epoch", epoch_id(&e.epoch)?])?;
+            meta.execute(params!["errors", encode_u64s(&e.totals)])?;
+            match &e.offset {
+                Some(o) => meta.execute(params!["errors_off", encode_u64s(o)])?,
+                None => tx.execute("DELETE FROM meta WHERE k = 'errors_off'", [])?,
+            };
+        }
+        if let Some(since) = p.since_ms {
+            meta.execute(params!["since_ms", db_int(since)])?;
+        }
+        Ok(())
+    }
+
     /// Rolls 1 s rows older than [`HistoryConfig::seconds_for`] into minutes, minute rows older
     /// than their retention into hours (sums, exact), deletes hour rows past retention, then
     /// deletes the oldest host rows while the file is over the budget. Run about once a minute.
@@ -609,6 +835,11 @@ impl History {
                 "DELETE FROM host_ts WHERE res = 3600 AND t < ?1",
                 [host_hour_cut],
             )?;
+            // Hosts not seen for as long as their history is kept are forgotten.
+            tx.execute(
+                "DELETE FROM host_totals WHERE last_seen < ?1",
+                [host_hour_cut.saturating_mul(1000)],
+            )?;
             tx.commit()
         })();
         r.map_err(|e| self.write_err(&e))?;
@@ -628,7 +859,14 @@ impl History {
                 let oldest: Option<i64> =
                     self.conn
                         .query_row("SELECT min(t) FROM host_ts", [], |r| r.get(0))?;
-                let Some(oldest) = oldest else { break };
+                let Some(oldest) = oldest else {
+                    // No host history left: the totals of the hosts seen longest ago go next.
+                    if !self.forget_stalest_hosts()? {
+                        break;
+                    }
+                    incremental_vacuum(&self.conn)?;
+                    continue;
+                };
                 // Drop an eighth of the remaining span (at least a minute) per round.
                 let step = ((now - oldest) / 8).max(60);
                 self.conn
@@ -651,10 +889,31 @@ impl History {
         r.map_err(|e| self.write_err(&e))
     }
 
+    /// Deletes the totals of the eighth of the hosts seen longest ago (at least one); `false`
+    /// when there were none. Only reached when the budget cannot hold even the totals.
+    fn forget_stalest_hosts(&self) -> rusqlite::Result<bool> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM host_totals", [], |r| r.get(0))?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let gone = self.conn.execute(
+            "DELETE FROM host_totals WHERE (iface, addr) IN (SELECT iface, addr FROM host_totals
+             ORDER BY last_seen LIMIT ?1)",
+            [(n / 8).max(1)],
+        )?;
+        tracing::warn!(
+            "history: the disk budget cannot hold the totals of every host; forgot those of \
+             the {gone} hosts seen longest ago (raise --history-budget to keep them)"
+        );
+        Ok(gone > 0)
+    }
+
     fn write_err(&self, e: &rusqlite::Error) -> HistoryError {
         HistoryError::Write {
             path: self.path.clone(),
-            what: format!("{}{}", what_short(e), what_hint(e)),
+            what: format!("{}{}", what_short(e), what_hint(e, &self.path)),
             kept: self.backlog.len(),
         }
     }
@@ -691,6 +950,15 @@ impl History {
     #[cfg(test)]
     fn conn(&self) -> &Connection {
         &self.conn
+    }
+}
+
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History")
+            .field("path", &self.path)
+            .field("backlog", &self.backlog.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -762,6 +1030,20 @@ impl HistoryReader {
         Self::open_path(&dir.file(FILE_NAME))
     }
 
+    /// Opens `DATA_DIR/history.db` on a read-only file system, where a WAL database cannot be
+    /// opened the usual way (its `-shm` file cannot be created): as immutable, which is what it
+    /// is there. Used at start-up to carry the totals over from a read-only data directory.
+    ///
+    /// # Errors
+    /// [`HistoryError::Open`].
+    pub fn open_immutable(dir: &DataDir) -> Result<Self, HistoryError> {
+        let path = dir.file(FILE_NAME);
+        Ok(Self {
+            conn: db::open_immutable(&path)?,
+            path,
+        })
+    }
+
     fn open_path(path: &Path) -> Result<Self, HistoryError> {
         Ok(Self {
             conn: db::open_reader(path)?,
@@ -785,6 +1067,15 @@ impl HistoryReader {
         resolution: Option<Resolution>,
     ) -> Result<Vec<(SystemTime, Counters)>, HistoryError> {
         query(&self.conn, &self.path, series, from, to, resolution)
+    }
+
+    /// Reads every totals row (see [`History::load_totals`]): the start-up uses this when the
+    /// database can be read but not written (a read-only data directory).
+    ///
+    /// # Errors
+    /// [`HistoryError::Read`].
+    pub fn load_totals(&self) -> Result<Totals, HistoryError> {
+        totals::read(&self.conn, &self.path)
     }
 }
 

@@ -75,6 +75,50 @@ pub enum ApiError {
         /// The monitored interfaces, comma-separated, for the message.
         known: String,
     },
+    /// A query parameter the request cannot do without (here).
+    #[error("query parameter `{name}` is required: {reason}")]
+    MissingParameter {
+        /// The parameter.
+        name: &'static str,
+        /// Why it is needed here and what to give, for the message.
+        reason: String,
+    },
+    /// A history range that would give more points than one response carries.
+    #[error(
+        "the range from {from} to {to} at {resolution} resolution would give {points} \
+         points, more than {max}; ask for a coarser resolution{coarser} or a shorter range"
+    )]
+    RangeTooLarge {
+        /// Start of the range, unix seconds.
+        from: i64,
+        /// End of the range, unix seconds.
+        to: i64,
+        /// The resolution's name (`second`, `minute`, `hour`).
+        resolution: &'static str,
+        /// Points the range would give.
+        points: i64,
+        /// Most points a response carries.
+        max: i64,
+        /// The coarser resolutions to suggest (` (resolution=minute or hour)`), or empty.
+        coarser: &'static str,
+    },
+    /// An address that is known, but not on the interface the request names.
+    #[error(
+        "no host with address {ip} has been seen on interface `{interface}`{seen_on}; \
+         GET /api/v1/hosts/{ip} lists the interfaces it was seen on"
+    )]
+    HostNotOnInterface {
+        /// The address.
+        ip: String,
+        /// The interface given.
+        interface: String,
+        /// Where it was seen instead (`; it was seen on: eth1`), or empty.
+        seen_on: String,
+    },
+    /// The history database cannot be read (missing, written by a newer ntop, cannot be
+    /// opened): the message is the history's own error, which names the file and the fix.
+    #[error("history is not available: {0}")]
+    HistoryUnavailable(String),
     /// No route has this path.
     #[error(
         "no such route; the routes are GET /api/v1/interfaces, /api/v1/hosts, \
@@ -106,10 +150,14 @@ impl ApiError {
             | Self::InvalidQuery
             | Self::InvalidAddress(_)
             | Self::InvalidPathEncoding(_)
+            | Self::MissingParameter { .. }
+            | Self::RangeTooLarge { .. }
             | Self::BadHeader(_) => StatusCode::BAD_REQUEST,
-            Self::HostNotFound(_) | Self::InterfaceNotFound { .. } | Self::NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Self::HostNotFound(_)
+            | Self::HostNotOnInterface { .. }
+            | Self::InterfaceNotFound { .. }
+            | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::HistoryUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,7 +173,10 @@ impl ApiError {
             Self::InvalidQuery => "invalid_query",
             Self::InvalidAddress(_) => "invalid_address",
             Self::InvalidPathEncoding(_) => "invalid_path_encoding",
-            Self::HostNotFound(_) => "host_not_found",
+            Self::HostNotFound(_) | Self::HostNotOnInterface { .. } => "host_not_found",
+            Self::MissingParameter { .. } => "missing_parameter",
+            Self::RangeTooLarge { .. } => "range_too_large",
+            Self::HistoryUnavailable(_) => "history_unavailable",
             Self::InterfaceNotFound { .. } => "interface_not_found",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",

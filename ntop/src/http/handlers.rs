@@ -189,7 +189,7 @@ where
 }
 
 /// The ifindex of the interface called `name`.
-fn ifindex_of(s: &State, name: String) -> Result<u32, ApiError> {
+pub(super) fn ifindex_of(s: &State, name: String) -> Result<u32, ApiError> {
     s.interface(&name).map(|i| i.ifindex).ok_or_else(|| {
         let known: Vec<_> = s.interfaces().map(|i| i.name.to_owned()).collect();
         ApiError::InterfaceNotFound {
@@ -204,7 +204,7 @@ fn ifindex_of(s: &State, name: String) -> Result<u32, ApiError> {
 }
 
 /// Sorts `query`'s values by the names in `allowed`; rejects unknown and repeated names.
-fn params<const N: usize>(
+pub(super) fn params<const N: usize>(
     query: Query,
     allowed: [&'static str; N],
     allowed_text: &'static str,
@@ -233,7 +233,7 @@ fn parse_count(s: &str) -> Option<usize> {
 }
 
 /// Decodes `%XX` escapes; `None` if one is malformed or the result is not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(super) fn percent_decode(s: &str) -> Option<String> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {

@@ -19,9 +19,22 @@
 //! | `GET /api/v1/hosts/{ip}` | [`handlers::host`] |
 //! | `GET /api/v1/protocols?interface=` | [`handlers::protocols`] |
 //! | `GET /api/v1/health` | [`handlers::health`] |
+//! | `GET /api/v1/status` | [`admin`] |
+//! | `POST /api/v1/reset` | [`admin`] |
+//! | `GET /api/v1/history?interface=&protocol=\|host=&from=&to=&resolution=` | [`history::history_api`] |
+//! | `GET /api/v1/hosts/{ip}/usage?interface=&tz=` | [`history::history_api`] |
+//! | `GET /api/v1/dump.json?interface=` | [`history::history_api`] |
+//! | `GET /api/v1/dump.csv?interface=` | [`history::history_api`] |
+//!
+//! The history and dump routes are a separate filter, [`history::history_api`] (they need the
+//! data directory), combined with `api` by the caller.
 
+pub mod admin;
 pub mod error;
 pub mod handlers;
+pub mod history;
+#[cfg(test)]
+mod history_tests;
 pub mod models;
 pub mod server;
 #[cfg(test)]

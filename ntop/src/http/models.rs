@@ -6,11 +6,12 @@
 
 use std::{
     borrow::Cow,
+    fmt,
     net::IpAddr,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use ntop_common::counters::{Counter, L4_CLASSES, RECEIVED, SENT};
+use ntop_common::counters::{Counter, HostCounters, L4_CLASSES, RECEIVED, SENT};
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use crate::state;
@@ -306,4 +307,141 @@ impl<'a> From<state::ProtocolView<'a>> for Protocol<'a> {
             tx: v.tx.into(),
         }
     }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 UTC with milliseconds, as serialized (for CSV and file names).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const LAST: Duration = Duration::from_millis(253_402_300_799_999);
+        let since_epoch = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let t = UNIX_EPOCH + since_epoch.min(LAST);
+        fmt::Display::fmt(&humantime::format_rfc3339_millis(t), f)
+    }
+}
+
+impl HostProtocols {
+    /// The classes of a host's totals.
+    #[must_use]
+    pub fn from_counters(c: &HostCounters) -> Self {
+        let class: [SentReceived<Volume>; L4_CLASSES] = std::array::from_fn(|i| SentReceived {
+            sent: c.c[SENT][i].into(),
+            received: c.c[RECEIVED][i].into(),
+        });
+        let [tcp, udp, icmp, icmpv6, other] = class;
+        Self {
+            tcp,
+            udp,
+            icmp,
+            icmpv6,
+            other,
+        }
+    }
+}
+
+/// `GET /api/v1/history`.
+#[derive(Debug, Serialize)]
+pub struct HistoryResponse {
+    /// Which series.
+    pub series: Series,
+    /// Seconds per point: 1, 60 or 3600.
+    pub resolution_seconds: i64,
+    /// Start of the range (inclusive), unix seconds, aligned down to the resolution.
+    pub from: i64,
+    /// End of the range (exclusive), unix seconds, aligned up to the resolution.
+    pub to: i64,
+    /// One per interval with traffic, in time order.
+    pub points: Vec<HistoryPoint>,
+}
+
+/// What a history series is of.
+#[derive(Debug, Serialize)]
+pub struct Series {
+    /// `interface`, `protocol` or `host`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Interface name.
+    pub interface: String,
+    /// The protocol of a `protocol` series, else `null`.
+    pub protocol: Option<SeriesProtocol>,
+    /// The address of a `host` series, else `null`.
+    pub host: Option<IpAddr>,
+}
+
+/// The protocol of a history series.
+#[derive(Debug, Serialize)]
+pub struct SeriesProtocol {
+    /// Name, as in `GET /api/v1/protocols`.
+    pub name: String,
+    /// `ipv4`, `ipv6`, or `null` for non-IP classes and for both families summed.
+    pub family: Option<&'static str>,
+    /// IP protocol number, `null` for non-IP classes.
+    pub number: Option<u8>,
+    /// The protocol slots summed (two for an IP protocol over both families).
+    pub slots: Vec<u16>,
+}
+
+/// One interval of a history series.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct HistoryPoint {
+    /// Start of the interval, unix seconds.
+    pub t: i64,
+    /// Bytes received in it (for a host: the host was the destination).
+    pub rx_bytes: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes transmitted (for a host: the host was the source).
+    pub tx_bytes: u64,
+    /// Packets transmitted.
+    pub tx_packets: u64,
+}
+
+/// `GET /api/v1/hosts/{ip}/usage`.
+#[derive(Debug, Serialize)]
+pub struct UsageResponse {
+    /// The address, as the API shows it.
+    pub ip: IpAddr,
+    /// The interfaces summed.
+    pub interfaces: Vec<String>,
+    /// The offset the periods are local to: `Z` or `+HH:MM` / `-HH:MM`.
+    pub tz: String,
+    /// The last 31 days, oldest first.
+    pub daily: Vec<UsagePeriod>,
+    /// The last 12 weeks (Monday to Sunday).
+    pub weekly: Vec<UsagePeriod>,
+    /// The last 12 calendar months.
+    pub monthly: Vec<UsagePeriod>,
+}
+
+/// One period of a usage report.
+#[derive(Debug, Serialize)]
+pub struct UsagePeriod {
+    /// Local midnight the period starts at, RFC 3339 with milliseconds and the report's offset.
+    pub start: String,
+    /// Bytes the host received (it was the destination).
+    pub rx_bytes: u64,
+    /// Packets it received.
+    pub rx_packets: u64,
+    /// Bytes it sent (it was the source).
+    pub tx_bytes: u64,
+    /// Packets it sent.
+    pub tx_packets: u64,
+}
+
+/// One host of `GET /api/v1/dump.json`: a [`Host`] without rates.
+#[derive(Debug, Serialize)]
+pub struct DumpHost<'a> {
+    /// Address; IPv4 as dotted quad.
+    pub ip: IpAddr,
+    /// Interface name.
+    pub interface: &'a str,
+    /// Traffic from this address.
+    pub sent: Volume,
+    /// Traffic to this address.
+    pub received: Volume,
+    /// Totals by L4 class.
+    pub protocols: HostProtocols,
+    /// First sample it was in.
+    pub first_seen: Timestamp,
+    /// Last sample in which its counters changed.
+    pub last_seen: Timestamp,
 }

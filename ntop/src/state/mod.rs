@@ -6,8 +6,8 @@
 //! They share it as [`SharedState`], an `Arc<std::sync::RwLock<State>>`.
 //!
 //! Design, for 100k–1M hosts:
-//! - Hosts live in one `Vec` (232 bytes each: key, totals per L4 class, the last increase,
-//!   first/last seen) with a `HashMap` from key to index (about 30 more bytes per host) and
+//! - Hosts live in one `Vec` (264 bytes each: key, totals per L4 class, the last increase,
+//!   the totals at the last history checkpoint, first/last seen) with a `HashMap` from key to index (about 30 more bytes per host) and
 //!   each one's position in the last sample (4 bytes). The kernel lists its hash map in a
 //!   stable order, so ingest first tries the host at the same position as last time and hashes
 //!   the key only if that misses; hosts seen before cost no allocation. The map keeps std's
@@ -22,6 +22,7 @@
 //!   time counts from zero. The first sample has no rates (all 0).
 //! - A host missing from a later sample keeps its totals and first/last seen.
 
+mod carry;
 mod monotonic;
 mod names;
 pub mod query;
@@ -41,10 +42,11 @@ use ntop_common::{
 };
 
 pub use self::{
+    carry::Checkpoint,
     names::{Family, display_addr, key_addr, slot_name},
     query::{HostPage, HostQuery, HostView, InterfaceView, Order, ProtocolView, SortKey},
 };
-use crate::sample::{CaptureMode, InterfaceSample, Sample};
+use crate::sample::{CaptureMode, Epoch, InterfaceSample, Sample};
 
 /// How the collector and the HTTP handlers share the state.
 pub type SharedState = Arc<RwLock<State>>;
@@ -88,6 +90,8 @@ struct Interface {
     proto_offset: Option<Box<[Counter]>>,
     /// Increase of each slot in the last interval.
     proto_delta: Box<[Counter]>,
+    /// `proto_total` at the last history checkpoint (see `carry`).
+    proto_checkpoint: Box<[Counter]>,
     /// Sums over the slots of each direction: totals and their increase.
     dir_total: [Counter; 2],
     dir_delta: [Counter; 2],
@@ -109,6 +113,7 @@ impl Interface {
             proto_total: zeros(),
             proto_offset: None,
             proto_delta: zeros(),
+            proto_checkpoint: zeros(),
             dir_total: [Counter::default(); 2],
             dir_delta: [Counter::default(); 2],
             other_total: HostCounters::default(),
@@ -166,13 +171,15 @@ struct Host {
     totals: HostCounters,
     /// Increase of the sent and received totals in the last interval.
     delta: [Counter; 2],
+    /// Sent and received totals at the last history checkpoint (see `carry`).
+    checkpoint: [Counter; 2],
     /// Milliseconds since the epoch.
     first_seen_ms: u64,
     last_seen_ms: u64,
 }
 
 // The per-host cost the module docs quote.
-const _: () = assert!(size_of::<Host>() == 232);
+const _: () = assert!(size_of::<Host>() == 264);
 
 /// Everything the daemon knows about the traffic so far. See the [module docs](self).
 #[derive(Debug)]
@@ -198,6 +205,14 @@ pub struct State {
     host_ifindexes: Vec<(u32, usize)>,
     /// Index into `hosts` of each entry of the last sample, by position: a guess for the next.
     last_order: Vec<u32>,
+    /// The maps the last sample came from.
+    epoch: Option<Epoch>,
+    /// Totals carried over from an earlier run for interfaces not sampled yet.
+    restored_ifaces: Vec<crate::history::IfaceTotals>,
+    /// Since when the totals count (ms since the epoch): the first start or the last reset.
+    since_ms: Option<u64>,
+    /// The next checkpoint writes every host, changed or not (after a reset or a new epoch).
+    full_checkpoint: bool,
 }
 
 impl Default for State {
@@ -225,6 +240,10 @@ impl State {
             host_offsets: HashMap::new(),
             host_ifindexes: Vec::new(),
             last_order: Vec::new(),
+            epoch: None,
+            restored_ifaces: Vec::new(),
+            since_ms: None,
+            full_checkpoint: false,
         }
     }
 
@@ -245,10 +264,15 @@ impl State {
             host_capacity,
             errors,
             poll_duration,
-            epoch: _,
+            epoch,
         } = sample;
         let (at, monotonic, host_capacity, poll_duration) =
             (*at, *monotonic, *host_capacity, *poll_duration);
+        if self.epoch.is_some_and(|e| e != *epoch) {
+            self.begin_epoch();
+        }
+        self.epoch = Some(*epoch);
+        self.since_ms.get_or_insert(epoch_ms(at));
         self.generation = self.generation.wrapping_add(1);
         let generation = self.generation;
         self.elapsed = self
@@ -303,12 +327,20 @@ impl State {
         {
             index
         } else {
-            let mut iface = Interface::new(sampled.ifindex, String::new(), sampled.mode);
+            let mut iface = Interface::new(sampled.ifindex, sampled.name.clone(), sampled.mode);
             iface.hosts = self
                 .host_ifindexes
                 .iter()
                 .find(|(ifindex, _)| *ifindex == sampled.ifindex)
                 .map_or(0, |(_, n)| *n);
+            if let Some(at) = self
+                .restored_ifaces
+                .iter()
+                .position(|r| r.name == sampled.name)
+            {
+                let row = self.restored_ifaces.swap_remove(at);
+                carry::apply_iface(&mut iface, &row, self.epoch == Some(row.epoch));
+            }
             self.interfaces.push(iface);
             self.interfaces.len() - 1
         };
@@ -336,6 +368,10 @@ impl State {
         let before = [host.totals.total(SENT), host.totals.total(RECEIVED)];
         monotonic::rebase(host.totals.c.as_flattened_mut(), offset, raw, None);
         let after = [host.totals.total(SENT), host.totals.total(RECEIVED)];
+        if before == [Counter::default(); 2] && after != before {
+            // Back after a reset of the statistics: seen "first" now.
+            host.first_seen_ms = now_ms;
+        }
         for ((delta, after), before) in host.delta.iter_mut().zip(after).zip(before) {
             *delta = Counter {
                 bytes: after.bytes.wrapping_sub(before.bytes),
@@ -350,16 +386,23 @@ impl State {
 
     /// Adds a host seen for the first time; returns its index.
     fn add_host(&mut self, key: HostKey, raw: &HostCounters, generation: u32, now_ms: u64) -> u32 {
-        let index = u32::try_from(self.hosts.len())
-            .expect("the kernel's host map holds fewer than 2^32 entries");
-        self.hosts.push(Host {
+        self.insert_host(Host {
             key,
             generation,
             totals: *raw,
             delta: [raw.total(SENT), raw.total(RECEIVED)],
+            checkpoint: [Counter::default(); 2],
             first_seen_ms: now_ms,
             last_seen_ms: now_ms,
-        });
+        })
+    }
+
+    /// Appends `host` (whose key is not known yet) and indexes it; returns its index.
+    fn insert_host(&mut self, host: Host) -> u32 {
+        let key = host.key;
+        let index = u32::try_from(self.hosts.len())
+            .expect("the kernel's host map holds fewer than 2^32 entries");
+        self.hosts.push(host);
         self.host_index.insert(key, index);
         match self
             .host_ifindexes

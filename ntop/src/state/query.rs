@@ -9,7 +9,7 @@ use std::{borrow::Cow, cmp::Ordering, net::IpAddr, time::SystemTime};
 use ntop_common::counters::{Counter, HostCounters, HostKey, RECEIVED, SENT};
 
 use super::{
-    Family, Host, Interface, SLOTS, State, Traffic, display_addr, from_epoch_ms, key_addr,
+    Family, Host, Interface, SLOTS, State, Traffic, carry, display_addr, from_epoch_ms, key_addr,
     slot_name,
 };
 use crate::sample::CaptureMode;
@@ -289,7 +289,9 @@ impl State {
             .hosts
             .iter()
             .zip(0_u32..)
-            .filter(|(h, _)| q.ifindex.is_none_or(|want| h.key.ifindex == want))
+            .filter(|(h, _)| {
+                q.ifindex.is_none_or(|want| h.key.ifindex == want) && carry::counted(&h.totals)
+            })
             .map(|(h, index)| (self.sort_value(h, q.sort), h.key.addr, h.key.ifindex, index))
             .collect();
         let total = keyed.len();
@@ -318,7 +320,10 @@ impl State {
     /// Every host entry, in no particular order, without sorting or collecting (for scrapes
     /// that visit them all).
     pub fn each_host(&self) -> impl Iterator<Item = HostView<'_>> + '_ {
-        self.hosts.iter().map(|h| self.host_view(h))
+        self.hosts
+            .iter()
+            .filter(|h| carry::counted(&h.totals))
+            .map(|h| self.host_view(h))
     }
 
     /// Every entry of one address: one per interface it was seen on, in interface order.
@@ -331,6 +336,7 @@ impl State {
             .iter()
             .filter_map(|&(ifindex, _)| self.host_index.get(&HostKey { addr, ifindex }))
             .map(|&index| &self.hosts[index as usize])
+            .filter(|h| carry::counted(&h.totals))
             .collect();
         found.sort_by_key(|h| {
             let position = self

@@ -123,6 +123,15 @@ impl SampleBuilder {
         self
     }
 
+    /// Marks the sample as read from the maps with kernel id `map_id` (default: epoch zero).
+    pub(crate) fn epoch(mut self, map_id: u32) -> Self {
+        self.0.epoch = crate::sample::Epoch {
+            boot: [7; 16],
+            map_id,
+        };
+        self
+    }
+
     pub(crate) fn capacity(mut self, capacity: u32) -> Self {
         self.0.host_capacity = capacity;
         self

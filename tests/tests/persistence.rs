@@ -1,0 +1,228 @@
+//! Totals that survive restarts (issue 4): the daemon is stopped and started again while UDP
+//! traffic flows, and the totals of the last daemon equal what crossed the link since the first
+//! one started, exactly: for a clean stop, for `kill -9`, and for a start of a build with
+//! another pin layout (an upgrade, which replaces the pinned programs). The oracles are the
+//! link's own counters and the hand-computed frame size of each datagram.
+//!
+//! Needs root (namespaces, BPF, bpffs).
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::atomic::{AtomicBool, Ordering},
+    thread,
+    time::Duration,
+};
+
+use ntop_tests::{
+    Bpffs, Netns, TestNet, UdpSink, VethConfig,
+    daemon::{Daemon, data_dir, http_get, ntop_pinned_command},
+    link_stats, require_root, udp_send, wait_until,
+};
+use serde_json::Value;
+
+/// UDP payload of every datagram.
+const PAYLOAD: usize = 100;
+/// Its frame on the wire without FCS: Ethernet 14 + IPv4 20 + UDP 8 + payload.
+const FRAME: u64 = 14 + 20 + 8 + PAYLOAD as u64;
+/// Datagrams per burst of the flow.
+const BURST: u32 = 20;
+/// At most this many bursts (bounds the flow to 60,000 datagrams and about a minute).
+const MAX_BURSTS: u32 = 3000;
+
+const API: &str = "127.0.0.1:3000";
+
+/// Sends UDP from `from` in `ns` to `to` in bursts until `stop` (or [`MAX_BURSTS`]); returns
+/// the datagrams sent.
+fn flow(ns: &Netns, from: IpAddr, to: SocketAddr, stop: &AtomicBool) -> u64 {
+    let mut sent = 0_u64;
+    for _ in 0..MAX_BURSTS {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        udp_send(ns, from, to.ip(), to.port(), BURST, PAYLOAD);
+        sent += u64::from(BURST);
+        // Pacing, not synchronisation: spreads the flow over the restart.
+        thread::sleep(Duration::from_millis(5));
+    }
+    sent
+}
+
+/// Waits until `sink` has `more` datagrams beyond what it had when called.
+#[track_caller]
+fn flows_on(sink: &UdpSink, more: u64) {
+    let (now, _) = sink.received();
+    let got = sink.wait_for(now + more, Duration::from_secs(30));
+    assert!(got >= now + more, "the flow stalled at {got} datagrams");
+}
+
+/// eth's received packets and bytes, the peer host's sent ones, and the UDP slot's received
+/// ones, as the daemon reports them.
+fn counted(d: &Daemon, peer: IpAddr) -> [(u64, u64); 3] {
+    let pair = |v: &Value| {
+        (
+            v["packets"].as_u64().unwrap_or(0),
+            v["bytes"].as_u64().unwrap_or(0),
+        )
+    };
+    let iface = d.get("/api/v1/interfaces");
+    let host = host_entry(d, peer);
+    let protocols = d.get("/api/v1/protocols");
+    let udp = protocols["protocols"]
+        .as_array()
+        .and_then(|p| {
+            p.iter()
+                .find(|p| p["name"] == "udp" && p["family"] == "ipv4")
+                .cloned()
+        })
+        .unwrap_or(Value::Null);
+    [
+        pair(&iface["interfaces"][0]["rx"]),
+        pair(&host["sent"]),
+        pair(&udp["rx"]),
+    ]
+}
+
+/// The first entry of `peer` (`null` while it has not been seen: 404).
+fn host_entry(d: &Daemon, peer: IpAddr) -> Value {
+    let (code, body) = http_get(d.ns(), d.addr(), &format!("/api/v1/hosts/{peer}"))
+        .unwrap_or_else(|| panic!("no answer: {}", d.stderr()));
+    match code {
+        200 => serde_json::from_str::<Value>(&body).expect("JSON")["entries"][0].clone(),
+        404 => Value::Null,
+        _ => panic!("GET /api/v1/hosts/{peer}: {code} {body}"),
+    }
+}
+
+/// How the first daemon ends and the second one starts.
+#[derive(Clone, Copy, Debug)]
+enum Restart {
+    /// SIGTERM; the same build starts again.
+    Clean,
+    /// SIGKILL; the same build starts again.
+    Kill,
+    /// SIGTERM; a build with the next pin layout starts (an upgrade).
+    Upgrade,
+}
+
+fn restart_under_traffic(how: Restart) {
+    require_root();
+    let net = TestNet::new(&VethConfig::default().without_ipv6());
+    let (a, dev) = (&net.a, net.link.dev_a.as_str());
+    let bpffs = Bpffs::new();
+    let dir = data_dir(None);
+    let addr: SocketAddr = API.parse().expect("an address");
+    let args = [
+        "-i",
+        dev,
+        "-w",
+        API,
+        "-u",
+        "root",
+        "--memory-budget",
+        "1M",
+        "--refresh-interval",
+        "200ms",
+    ];
+    let start = |extra: &[&str]| {
+        let mut cmd = ntop_pinned_command(a, &dir, &bpffs.base(), &args);
+        cmd.args(extra);
+        Daemon::spawn(a, addr, cmd)
+    };
+    let peer: IpAddr = net.link.ipv4_b.into();
+    let sink = UdpSink::bind(a, SocketAddr::new(net.link.ipv4_a.into(), 0));
+
+    let mut first = start(&[]);
+    // Nothing crosses the link before the flow (no IPv6, static neighbours): the oracle is
+    // the link's counters from here on, and ntop has counted nothing yet.
+    let base = link_stats(a, dev);
+    assert_eq!(counted(&first, peer)[0], (0, 0), "traffic before the flow");
+
+    let stop = AtomicBool::new(false);
+    let (b, from, to) = (&net.b, net.link.ipv4_b.into(), sink.addr());
+    thread::scope(|scope| {
+        let flow = scope.spawn(|| flow(b, from, to, &stop));
+        flows_on(&sink, 500);
+        match how {
+            Restart::Clean | Restart::Upgrade => {
+                first.child().signal(libc::SIGTERM);
+                let status = first
+                    .child()
+                    .wait_timeout(Duration::from_secs(15))
+                    .expect("ntop exits after SIGTERM");
+                assert!(status.success(), "{status}: {}", first.stderr());
+                assert!(
+                    first.stderr().contains("left the programs counting"),
+                    "{}",
+                    first.stderr()
+                );
+            }
+            Restart::Kill => {
+                first.child().signal(libc::SIGKILL);
+                first
+                    .child()
+                    .wait_timeout(Duration::from_secs(15))
+                    .expect("ntop dies after SIGKILL");
+            }
+        }
+        drop(first);
+        // Traffic while no ntop runs.
+        flows_on(&sink, 500);
+
+        let second = match how {
+            Restart::Upgrade => start(&[
+                "--pin-layout",
+                &(ntop::ebpf::pin::PIN_LAYOUT + 1).to_string(),
+            ]),
+            Restart::Clean | Restart::Kill => start(&[]),
+        };
+        let log = second.stderr();
+        match how {
+            Restart::Upgrade => assert!(log.contains("replaced"), "{log}"),
+            Restart::Clean | Restart::Kill => assert!(log.contains("re-adopted"), "{log}"),
+        }
+        flows_on(&sink, 500);
+        stop.store(true, Ordering::Relaxed);
+        let sent = flow.join().expect("the flow thread");
+        assert!(sent >= 1500, "only {sent} datagrams sent");
+        assert_eq!(
+            sink.wait_for(sent, Duration::from_secs(30)),
+            sent,
+            "datagrams lost on the veth"
+        );
+        let link = link_stats(a, dev).since(&base);
+        assert_eq!(link.rx_packets, sent, "only the flow crossed the link");
+
+        let want = (sent, sent * FRAME);
+        let got = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
+            let c = counted(&second, peer);
+            (c[0].0 >= sent).then_some(c)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "ntop never counted {sent} packets: {:?}",
+                counted(&second, peer)
+            )
+        });
+        assert_eq!(got, [want; 3], "{how:?}: interface, host and UDP totals");
+        drop(second);
+    });
+}
+
+/// SIGTERM, start again: the kernel kept counting, the data directory kept the totals.
+#[test]
+fn clean_restart_under_traffic_loses_nothing() {
+    restart_under_traffic(Restart::Clean);
+}
+
+/// `kill -9`, start again: nothing was saved at the end, and nothing is lost.
+#[test]
+fn kill_9_under_traffic_loses_nothing() {
+    restart_under_traffic(Restart::Kill);
+}
+
+/// An upgrade to a build with another map layout: the old programs' last counts are folded
+/// into the totals before they are replaced, with no gap and nothing counted twice.
+#[test]
+fn upgrade_with_a_new_layout_under_traffic_loses_nothing() {
+    restart_under_traffic(Restart::Upgrade);
+}
