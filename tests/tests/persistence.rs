@@ -226,3 +226,148 @@ fn kill_9_under_traffic_loses_nothing() {
 fn upgrade_with_a_new_layout_under_traffic_loses_nothing() {
     restart_under_traffic(Restart::Upgrade);
 }
+
+/// Sums a history response's points: (rx packets, rx bytes, tx packets, tx bytes).
+fn history_sum(v: &Value) -> (u64, u64, u64, u64) {
+    let points = v["points"].as_array().cloned().unwrap_or_default();
+    points.iter().fold((0, 0, 0, 0), |(a, b, c, d), p| {
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        (
+            a + n("rx_packets"),
+            b + n("rx_bytes"),
+            c + n("tx_packets"),
+            d + n("tx_bytes"),
+        )
+    })
+}
+
+/// Known traffic over several seconds: the interface's 1-second series sums to it exactly, and
+/// so do the minute and hour series and the UDP series; after a restart (new maps: the
+/// daemon detached at its stop) the history is still there, and the peer's per-host minute
+/// series (written at the stop) sums to what it sent.
+#[test]
+fn history_sums_to_the_traffic_and_survives_a_restart() {
+    use ntop_tests::daemon::ntop_command_in;
+
+    require_root();
+    let net = TestNet::new(&VethConfig::default().without_ipv6());
+    let (a, dev) = (&net.a, net.link.dev_a.as_str());
+    let dir = data_dir(None);
+    let addr: SocketAddr = API.parse().expect("an address");
+    let args = ["-i", dev, "-w", API, "-u", "root", "--memory-budget", "1M"];
+    let start = || Daemon::spawn(a, addr, ntop_command_in(a, &dir, &args));
+    let peer: IpAddr = net.link.ipv4_b.into();
+    let sink = UdpSink::bind(a, SocketAddr::new(net.link.ipv4_a.into(), 0));
+    let base = link_stats(a, dev);
+
+    let d = start();
+    // Six bursts, each counted before the next: the traffic spreads over several polls.
+    let mut sent = 0;
+    for _ in 0..6 {
+        let to = sink.addr();
+        udp_send(&net.b, peer, to.ip(), to.port(), 100, PAYLOAD);
+        sent += 100;
+        wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+            (counted(&d, peer)[0].0 == sent).then_some(())
+        })
+        .unwrap_or_else(|| panic!("ntop never counted {sent}: {:?}", counted(&d, peer)));
+    }
+    assert_eq!(link_stats(a, dev).since(&base).rx_packets, sent);
+    let want = (sent, sent * FRAME, 0, 0);
+    // The default range is the last hour, which holds all of it.
+    let series =
+        |d: &Daemon, query: &str| d.get(&format!("/api/v1/history?interface={dev}{query}"));
+    let seconds = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
+        let v = series(&d, "&resolution=second");
+        (history_sum(&v) == want).then_some(v)
+    });
+    let seconds = seconds.unwrap_or_else(|| series(&d, "&resolution=second"));
+    assert_eq!(history_sum(&seconds), want, "1-second series: {seconds}");
+    assert!(
+        seconds["points"].as_array().is_some_and(|p| p.len() >= 2),
+        "the traffic spread over several seconds: {seconds}"
+    );
+    for query in [
+        "&resolution=minute",
+        "&resolution=hour",
+        "&protocol=udp&resolution=second",
+    ] {
+        let v = series(&d, query);
+        assert_eq!(history_sum(&v), want, "{query}: {v}");
+    }
+    let status = d.stop();
+    assert!(status.success(), "{status}");
+
+    let d = start();
+    assert_eq!(
+        counted(&d, peer),
+        [(sent, sent * FRAME); 3],
+        "totals carried over"
+    );
+    assert_eq!(history_sum(&series(&d, "&resolution=minute")), want);
+    let host = series(&d, &format!("&host={peer}&resolution=minute"));
+    assert_eq!(
+        history_sum(&host),
+        (0, 0, sent, sent * FRAME),
+        "the peer sent it all: {host}"
+    );
+    drop(d);
+}
+
+/// `POST /api/v1/reset` (admin): every total starts again from zero, later traffic is counted
+/// from there, and a restart carries the reset totals (not the ones from before).
+#[test]
+fn reset_statistics_starts_the_totals_again_and_survives_a_restart() {
+    use ntop_tests::daemon::{BASIC_AUTH, http_request, ntop_command_in};
+
+    require_root();
+    let net = TestNet::new(&VethConfig::default().without_ipv6());
+    let (a, dev) = (&net.a, net.link.dev_a.as_str());
+    let dir = data_dir(None);
+    let addr: SocketAddr = API.parse().expect("an address");
+    let args = ["-i", dev, "-w", API, "-u", "root", "--memory-budget", "1M"];
+    let start = || Daemon::spawn(a, addr, ntop_command_in(a, &dir, &args));
+    let peer: IpAddr = net.link.ipv4_b.into();
+    let sink = UdpSink::bind(a, SocketAddr::new(net.link.ipv4_a.into(), 0));
+    let send = |n: u32| {
+        let to = sink.addr();
+        udp_send(&net.b, peer, to.ip(), to.port(), n, PAYLOAD);
+    };
+    let settle = |d: &Daemon, n: u64| {
+        wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
+            (counted(d, peer)[0].0 == n).then_some(())
+        })
+        .unwrap_or_else(|| panic!("ntop never counted {n}: {:?}", counted(d, peer)));
+    };
+
+    let d = start();
+    send(100);
+    settle(&d, 100);
+    let r = http_request(
+        a,
+        addr,
+        "POST",
+        "/api/v1/reset",
+        &[("Authorization", BASIC_AUTH)],
+        b"",
+    )
+    .expect("an answer");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(counted(&d, peer), [(0, 0); 3], "everything is zero");
+    assert!(d.stderr().contains("statistics reset"), "{}", d.stderr());
+    let base = link_stats(a, dev);
+    send(30);
+    settle(&d, 30);
+    assert_eq!(link_stats(a, dev).since(&base).rx_packets, 30);
+    assert_eq!(counted(&d, peer), [(30, 30 * FRAME); 3]);
+    let status = d.stop();
+    assert!(status.success(), "{status}");
+
+    let d = start();
+    assert_eq!(
+        counted(&d, peer),
+        [(30, 30 * FRAME); 3],
+        "the reset totals carried over"
+    );
+    drop(d);
+}

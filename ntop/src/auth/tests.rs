@@ -888,3 +888,73 @@ fn loading_needs_a_password() {
         "{err}"
     );
 }
+
+/// `POST /api/v1/reset` behind the layer: the admin's Basic credentials reset the totals; an API
+/// token may not (403), an anonymous reader may not (401), and `GET` is not the way (405).
+#[tokio::test]
+async fn reset_is_for_the_admin_only() {
+    use crate::state::tests::sample;
+    let (_dir, auth) = load("reset", true);
+    let state = State::shared();
+    state
+        .write()
+        .unwrap()
+        .ingest(&sample(0).iface(2, "eth0").proto(2, 0, 17, 1000, 10).build());
+    let info = http::admin::RunInfo {
+        version: "test",
+        started: 0,
+        pin_dir: None,
+        readopted: false,
+        detach_on_stop: false,
+        refresh_interval_ms: 1000,
+    };
+    let inner = http::api(state.clone())
+        .or(http::admin::routes(
+            state.clone(),
+            crate::persist::SharedStatus::default(),
+            info,
+        ))
+        .unify();
+    let app = app(Arc::clone(&auth), inner, false);
+    let rx = || state.read().unwrap().interface("eth0").unwrap().rx.bytes;
+
+    let r = send(&app, from(ALICE).method("POST").path("/api/v1/reset")).await;
+    r.error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let token = auth
+        .tokens()
+        .create("script", std::time::SystemTime::now())
+        .unwrap()
+        .token;
+    let r = send(
+        &app,
+        from(ALICE)
+            .method("POST")
+            .path("/api/v1/reset")
+            .header("authorization", format!("Bearer {token}")),
+    )
+    .await;
+    let message = r.error(StatusCode::FORBIDDEN, "forbidden");
+    assert!(message.contains("reset"), "{message}");
+    let r = send(
+        &app,
+        from(ALICE)
+            .path("/api/v1/reset")
+            .header("authorization", basic(PASSWORD)),
+    )
+    .await;
+    r.error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(r.header(header::ALLOW), Some("POST"));
+    assert_eq!(rx(), 1000, "nothing was reset yet");
+
+    let r = send(
+        &app,
+        from(ALICE)
+            .method("POST")
+            .path("/api/v1/reset")
+            .header("authorization", basic(PASSWORD)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.json()["counting_since"].as_u64().unwrap() > 1_700_000_000);
+    assert_eq!(rx(), 0);
+}

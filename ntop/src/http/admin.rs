@@ -12,7 +12,11 @@ use std::{
 };
 
 use serde::Serialize;
-use warp::{Filter, Rejection, http::StatusCode, reply::Response};
+use warp::{
+    Filter, Rejection,
+    http::{HeaderValue, Method, StatusCode, header::ALLOW},
+    reply::Response,
+};
 
 use super::{client_addr, error::ApiError, handlers::json};
 use crate::{
@@ -81,7 +85,7 @@ pub fn routes(
         .and(warp::any().map(move || info.clone()))
         .and_then(status_handler);
     let reset = warp::path!("api" / "v1" / "reset")
-        .and(warp::post())
+        .and(warp::method())
         .and(with_state)
         .and(client_addr())
         .and_then(reset_handler);
@@ -135,9 +139,16 @@ async fn status_handler(
 }
 
 async fn reset_handler(
+    method: Method,
     state: SharedState,
     client: Option<SocketAddr>,
 ) -> Result<Response, Rejection> {
+    if method != Method::POST {
+        let mut r = ApiError::MethodNotAllowed.to_response();
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return Ok(r);
+    }
     let now = SystemTime::now();
     tokio::task::spawn_blocking(move || {
         state
