@@ -97,6 +97,11 @@ pub struct Cli {
     #[arg(short = 'm', long = "local-subnets", value_name = "SUBNETS")]
     pub local_subnets: Option<String>,
 
+    /// Do not resolve host names: show numeric addresses only (no reverse DNS lookups; the
+    /// API's `name` fields stay null).
+    #[arg(short = 'n', long = "numeric-ip-addresses")]
+    pub numeric: bool,
+
     /// Most local hosts exported one by one in /metrics (by traffic); the rest are summed.
     #[arg(long, value_name = "N", default_value_t = 500)]
     pub metrics_max_hosts: usize,
@@ -301,6 +306,17 @@ mod tests {
         assert_eq!(parse_interval("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_interval("10ms").is_err());
         assert!(parse_interval("soon").is_err());
+    }
+
+    #[test]
+    fn numeric_addresses() {
+        assert!(!Cli::try_parse_from(["ntop"]).unwrap().numeric);
+        assert!(Cli::try_parse_from(["ntop", "-n"]).unwrap().numeric);
+        assert!(
+            Cli::try_parse_from(["ntop", "--numeric-ip-addresses"])
+                .unwrap()
+                .numeric
+        );
     }
 
     #[test]

@@ -5,13 +5,17 @@
 //! is a few milliseconds of `bpf(2)` calls and copying, which must not stall HTTP handlers. The
 //! thread ticks on a fixed schedule; if a poll overruns the interval, the missed ticks are
 //! skipped (and counted) rather than run back to back. After each poll it wakes the persister
-//! ([`crate::persist`]), which writes the data directory on its own thread.
+//! ([`crate::persist`]), which writes the data directory on its own thread, and bumps the poll
+//! counter the dashboard's event streams wait on ([`crate::http::events`]), if it was given
+//! one ([`spawn_notifying`]).
 
 use std::{
     sync::mpsc::{self, RecvTimeoutError},
     thread::{self, JoinHandle},
     time::{Duration, Instant},
 };
+
+use tokio::sync::watch;
 
 use crate::{
     ebpf::{self, Kernel},
@@ -47,10 +51,25 @@ pub struct Collector<S> {
 /// # Errors
 /// When the thread cannot be started.
 pub fn spawn<S: Source + 'static>(
+    source: S,
+    state: SharedState,
+    interval: Duration,
+    persister: Option<Waker>,
+) -> std::io::Result<Collector<S>> {
+    spawn_notifying(source, state, interval, persister, None)
+}
+
+/// [`spawn`], and after each poll that reached `state`, adds one to `polls` (wrapping), for the
+/// tasks that wait for new data (the dashboard's event streams).
+///
+/// # Errors
+/// When the thread cannot be started.
+pub fn spawn_notifying<S: Source + 'static>(
     mut source: S,
     state: SharedState,
     interval: Duration,
     persister: Option<Waker>,
+    polls: Option<watch::Sender<u64>>,
 ) -> std::io::Result<Collector<S>> {
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = thread::Builder::new().name("ntop-collector".into()).spawn(move || {
@@ -67,6 +86,9 @@ pub fn spawn<S: Source + 'static>(
                     state.write().unwrap_or_else(std::sync::PoisonError::into_inner).ingest(&sample);
                     if let Some(p) = &persister {
                         p.poll_done();
+                    }
+                    if let Some(polls) = &polls {
+                        polls.send_modify(|n| *n = n.wrapping_add(1));
                     }
                 }
                 Err(e) if !failing => {

@@ -7,6 +7,8 @@
 //! - [`http`]: the JSON API, the server (HTTP and HTTPS) and TLS.
 //! - [`auth`]: admin password, sessions, API tokens and the guard in front of every route.
 //! - [`metrics`]: Prometheus `/metrics`; [`subnets`]: local subnets (`-m`).
+//! - [`resolve`]: host names (reverse DNS, not with `-n`); [`neighbours`]: MAC addresses from
+//!   the kernel's neighbour tables.
 //! - [`history`]: time series in the data directory (`SQLite`, WAL).
 //! - [`store`]: the data directory (`-P`): private files written atomically.
 //! - [`privilege`]: dropping to the run-as user (`-u`); [`daemon`]: `-d`, the pid file, syslog;
@@ -21,8 +23,10 @@ pub mod history;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod neighbours;
 pub mod persist;
 pub mod privilege;
+pub mod resolve;
 pub mod sample;
 pub mod state;
 pub mod store;

@@ -8,7 +8,8 @@
 //! 4. Bind the HTTP/HTTPS ports, read or generate the certificate, load and attach the kernel
 //!    programs, load the credentials.
 //! 5. Give the data directory to the run-as user and drop to it (verified).
-//! 6. Start the collector and the servers; tell the parent (`-d`) or systemd that ntop serves.
+//! 6. Start the name resolver (unless `-n`), the neighbour-table reader, the collector and the
+//!    servers; tell the parent (`-d`) or systemd that ntop serves.
 use std::{
     io::{IsTerminal as _, Write as _},
     os::unix::fs::MetadataExt as _,
@@ -119,6 +120,12 @@ fn print_man() -> ExitCode {
 /// `--detach-all`: removes what ntop left pinned, after adding the pinned programs' last
 /// counts to the totals in the data directory.
 fn detach_all(cli: &Cli) -> Result<()> {
+    // A running daemon on this data directory would lose its programs and write its totals
+    // over the ones folded here: refuse ("already running", naming its pid).
+    let dir = DataDir::open(&cli.data_dir)?;
+    let _pid = PidFile::acquire(&dir.file("ntop.pid")).context(
+        "stop the running ntop first (it leaves its programs pinned), then run --detach-all",
+    )?;
     let detached = ntop::ebpf::detach_all(&cli.pin_dir)?;
     if detached.removed.is_empty() {
         println!("ntop: nothing pinned under {}", cli.pin_dir.display());
@@ -412,6 +419,67 @@ fn carry_over(state: &SharedState, kernel: &mut Kernel, store: &persist::Opened)
     }
 }
 
+/// Gives the state what listings show beside the counters: the local subnets, names (a
+/// reverse-DNS resolver on threads of its own, unless `-n`) and MAC addresses (a thread reading
+/// the neighbour tables of the monitored interfaces, returned: it stops when dropped, at the
+/// end of `serve`).
+fn annotate(
+    cli: &Cli,
+    state: &SharedState,
+    kernel: &Kernel,
+    local: &Subnets,
+) -> Option<ntop::neighbours::Poller> {
+    let names: Option<Arc<dyn ntop::state::HostNames>> = if cli.numeric {
+        tracing::info!("-n: host names are not resolved");
+        None
+    } else {
+        match ntop::resolve::Resolver::start(ntop::resolve::Config::default()) {
+            Ok(resolver) => Some(Arc::new(resolver)),
+            Err(e) => {
+                tracing::warn!("cannot start the name resolver threads: {e}; names are not shown");
+                None
+            }
+        }
+    };
+    let ifindexes = kernel.interfaces().iter().map(|a| a.ifindex).collect();
+    let (macs, poller) = match ntop::neighbours::spawn(ifindexes, ntop::neighbours::REFRESH) {
+        Ok((table, poller)) => (Some(table as Arc<dyn ntop::state::HostMacs>), Some(poller)),
+        Err(e) => {
+            tracing::warn!(
+                "cannot start the neighbour table thread: {e}; MAC addresses are not shown"
+            );
+            (None, None)
+        }
+    };
+    let mut state = state
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    state.set_local(local.clone());
+    state.set_names(names);
+    state.set_macs(macs);
+    poller
+}
+
+/// What `/api/v1/config` reports about this run (fixed at start-up).
+fn run_config(cli: &Cli, kernel: &Kernel, local: &Subnets, started: u64) -> http::admin::RunConfig {
+    let interfaces = kernel.interfaces().iter().map(|a| a.name.clone()).collect();
+    http::admin::RunConfig::new(cli, interfaces, local, kernel.host_capacity(), started)
+}
+
+/// What `/api/v1/status` reports about this run (fixed at start-up).
+fn run_info(cli: &Cli, kernel: &Kernel) -> http::admin::RunInfo {
+    http::admin::RunInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        started: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        pin_dir: kernel.pin_dir().map(|d| d.display().to_string()),
+        readopted: kernel.readopted(),
+        detach_on_stop: cli.detach_on_stop,
+        refresh_interval_ms: u64::try_from(cli.refresh_interval.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
 fn serve(
     cli: &Cli,
     runtime: tokio::runtime::Runtime,
@@ -429,17 +497,10 @@ fn serve(
         _pid,
     } = prepared;
     let mut kernel = kernel;
-    let run_info = http::admin::RunInfo {
-        version: env!("CARGO_PKG_VERSION"),
-        started: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        pin_dir: kernel.pin_dir().map(|d| d.display().to_string()),
-        readopted: kernel.readopted(),
-        detach_on_stop: cli.detach_on_stop,
-        refresh_interval_ms: u64::try_from(cli.refresh_interval.as_millis()).unwrap_or(u64::MAX),
-    };
+    let run_info = run_info(cli, &kernel);
+    let run_config = run_config(cli, &kernel, &metrics.local, run_info.started);
     let state = State::shared();
+    let _neighbours = annotate(cli, &state, &kernel, &metrics.local);
     carry_over(&state, &mut kernel, &store);
     let status = persist::SharedStatus::default();
     let persister = persist::spawn(
@@ -450,13 +511,17 @@ fn serve(
         Arc::clone(&status),
     )
     .context("starting the persister thread")?;
-    let collector = collect::spawn(
+    // The collector counts its polls for the dashboard's event streams.
+    let (polls, polls_seen) = tokio::sync::watch::channel(0_u64);
+    let collector = collect::spawn_notifying(
         kernel,
         state.clone(),
         cli.refresh_interval,
         Some(persister.waker()),
+        Some(polls),
     )
     .context("starting the collector thread")?;
+    let events = http::events::Events::new(state.clone(), Arc::clone(&status), polls_seen);
     for l in &listeners {
         if let Ok(addr) = l.local_addr() {
             tracing::info!("serving on {}://{addr}/", l.scheme());
@@ -465,6 +530,8 @@ fn serve(
     let api = http::api(state.clone())
         .or(http::admin::routes(state.clone(), status, run_info))
         .unify()
+        .or(http::admin::config_and_log(run_config, logging::ring()))
+        .unify()
         .or(http::history::history_api_with(
             state.clone(),
             dir,
@@ -472,6 +539,10 @@ fn serve(
         ))
         .unify()
         .or(metrics::route(state.clone(), metrics))
+        .unify()
+        .or(events.routes())
+        .unify()
+        .or(http::dashboard::routes())
         .unify();
     let app = auth::app(Arc::clone(&auth), api, false);
 
@@ -502,6 +573,8 @@ fn serve(
                 _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
                 _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
             }
+            // Open dashboards' event streams end now, not at the end of the grace period.
+            events.close();
         };
         if let Some(startup) = startup {
             startup.ready();

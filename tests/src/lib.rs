@@ -30,6 +30,7 @@
 )]
 
 pub mod bpffs;
+pub mod browser;
 pub mod capture;
 pub mod daemon;
 pub mod hooks;

@@ -5,6 +5,9 @@
 //!   only pass the packet.
 //! - The collector's poll cost (`Kernel::read_into` a reused sample + `State::ingest`, as the
 //!   collector thread does it) at 10k and 100k hosts.
+//! - The persister's write path (`State::checkpoint` under the state's lock, `History::commit`,
+//!   `downsample_and_expire`) at 10k and 100k hand-built active hosts in a scratch data
+//!   directory, against `State::ingest` of the same polls; and disk bytes per host-day.
 //! - The live receive rate of a 2-queue veth flooded by `trafgen` with 64-byte UDP frames, with
 //!   the ntop daemon attached, with an empty native XDP program attached, and with nothing
 //!   attached, interleaved in one run (`docs/BENCHMARKS.md` has results and how to read them).
@@ -12,9 +15,10 @@
 use std::{
     fmt::Write as _,
     fs,
-    net::{Ipv4Addr, UdpSocket},
+    net::{Ipv4Addr, Ipv6Addr, UdpSocket},
     path::PathBuf,
-    time::{Duration, Instant},
+    sync::PoisonError,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode};
@@ -22,10 +26,16 @@ use ntop::{
     ebpf::{
         Kernel, ModeRequest, PROG_BENCH_TC_NEXT, PROG_BENCH_XDP_PASS, PROG_TC_EGRESS, PROG_XDP,
     },
-    sample::Sample,
-    state::State,
+    history::{self, History, HistoryConfig},
+    sample::{CaptureMode, InterfaceSample, Sample},
+    state::{SharedState, State},
+    store::DataDir,
 };
-use ntop_common::testing::{eth, frame, ipv4, ipv4_between, ipv6, tcp, udp};
+use ntop_common::{
+    counters::{Counter, HostCounters, HostKey, L4Class, RECEIVED, SENT},
+    proto::PROTO_SLOTS,
+    testing::{eth, frame, ipv4, ipv4_between, ipv6, tcp, udp},
+};
 use ntop_tests::{
     Daemon, TestNet, VethConfig, link_stats,
     testrun::{self, LO, program, skb_ctx, xdp_ctx},
@@ -292,6 +302,582 @@ fn collector_poll_cost() {
         ingests.sort();
         let (r, i) = (reads[5], ingests[5]);
         println!("| {hosts} | {r:?} | {i:?} | {:?} |", r + i);
+    }
+}
+
+/// Simulated polls per size in [`persist_write_cost`]: six minutes and one, one a second.
+const PERSIST_POLLS: u64 = 6 * 60 + 1;
+/// Hosts of the disk measure of [`persist_write_cost`] (one day of minute checkpoints).
+const DAY_HOSTS: u32 = 1000;
+/// The interface of the simulated hosts.
+const SIM_IFACE: &str = "bench0";
+const SIM_IFINDEX: u32 = 2;
+/// An hour-aligned start for the simulated polls (2026-09-21).
+const SIM_T0: u64 = 1_790_000_000 - 1_790_000_000 % 3600;
+/// Interface protocol slots with traffic in the write-cost runs.
+const SIM_SLOTS: usize = 40;
+
+/// The key of simulated host `i` on [`SIM_IFINDEX`]: even `i` from `198.18.0.0/15`, odd `i`
+/// from `2001:db8::/32`.
+fn sim_host_key(i: u32) -> HostKey {
+    let addr = if i.is_multiple_of(2) {
+        assert!(i / 2 < 1 << 17, "198.18.0.0/15 holds 131,072 addresses");
+        Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i / 2)
+            .to_ipv6_mapped()
+            .octets()
+    } else {
+        Ipv6Addr::from((0x2001_0db8_u128 << 96) | u128::from(i)).octets()
+    };
+    HostKey {
+        addr,
+        ifindex: SIM_IFINDEX,
+    }
+}
+
+/// Hand-built samples, as `Kernel::read_into` delivers them: `hosts` hosts on one interface,
+/// every one of which sends (TCP) and receives (UDP) at its own steady rate, so each host's
+/// counters grow with every poll.
+struct SimTraffic {
+    sample: Sample,
+    /// Whether the interface's protocol counters grow too ([`SIM_SLOTS`] slots each way).
+    protocols: bool,
+}
+
+impl SimTraffic {
+    /// The first poll, at [`SIM_T0`], one second into the traffic.
+    fn new(hosts: u32, protocols: bool) -> Self {
+        let mut sample = Sample::empty();
+        sample.at = UNIX_EPOCH + Duration::from_secs(SIM_T0);
+        sample.interfaces.push(InterfaceSample {
+            name: SIM_IFACE.into(),
+            ifindex: SIM_IFINDEX,
+            mode: CaptureMode::XdpNative,
+            proto: [0, 1].map(|_| Box::new([Counter::default(); PROTO_SLOTS as usize])),
+            other_hosts: HostCounters::default(),
+        });
+        sample.hosts = (0..hosts)
+            .map(|i| (sim_host_key(i), HostCounters::default()))
+            .collect();
+        sample.host_capacity = hosts.next_power_of_two();
+        let mut t = Self { sample, protocols };
+        t.grow(1);
+        t
+    }
+
+    /// The next poll, `secs` seconds later.
+    fn advance(&mut self, secs: u64) {
+        self.sample.at += Duration::from_secs(secs);
+        self.sample.monotonic += Duration::from_secs(secs);
+        self.grow(secs);
+    }
+
+    fn grow(&mut self, secs: u64) {
+        fn add(c: &mut Counter, bytes: u64, packets: u64) {
+            c.bytes += bytes;
+            c.packets += packets;
+        }
+        for (i, (_, c)) in (0_u64..).zip(&mut self.sample.hosts) {
+            // 100–1,500 B/s sent, 100–1,000 B/s received, different per host.
+            add(
+                &mut c.c[SENT][L4Class::Tcp as usize],
+                secs * (100 + i * 37 % 1400),
+                secs * (1 + i % 3),
+            );
+            add(
+                &mut c.c[RECEIVED][L4Class::Udp as usize],
+                secs * (100 + i * 53 % 900),
+                secs * (1 + i % 2),
+            );
+        }
+        if self.protocols {
+            for dir in &mut self.sample.interfaces[0].proto {
+                for (slot, c) in (1_u64..).zip(&mut dir[..SIM_SLOTS]) {
+                    add(c, secs * 10_000 * slot, secs * 10 * slot);
+                }
+            }
+        }
+    }
+}
+
+/// A data directory in the temporary directory (the root file system here, like
+/// `/var/lib/ntop`), removed on drop (the harness also removes `ntopt-<pid>-…` entries of dead
+/// processes).
+struct ScratchDir {
+    path: PathBuf,
+    data: DataDir,
+}
+
+impl ScratchDir {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("ntopt-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        let data =
+            DataDir::open(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+        Self { path, data }
+    }
+
+    /// Size of `history.db` and of its `-wal` on disk.
+    fn history_files(&self) -> (u64, u64) {
+        let len = |name: &str| fs::metadata(self.data.file(name)).map_or(0, |m| m.len());
+        (
+            len(history::FILE_NAME),
+            len(&format!("{}-wal", history::FILE_NAME)),
+        )
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// One poll of the collector: `State::ingest` under the state's write lock; how long it took.
+fn sim_ingest(state: &SharedState, sample: &Sample) -> Duration {
+    let start = Instant::now();
+    state
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .ingest(sample);
+    start.elapsed()
+}
+
+/// The persister thread's round after a poll (`ntop::persist`), step for step, timed.
+struct SimPersister {
+    state: SharedState,
+    history: History,
+    last_hosts: Option<SystemTime>,
+}
+
+/// What one round of [`SimPersister`] did and took.
+struct Round {
+    /// Whether it took the hosts' checkpoint (the first round and once a minute).
+    hosts: bool,
+    /// Host points it committed.
+    host_points: usize,
+    /// Time the state's write lock was held for the checkpoint (taking it included).
+    checkpoint: Duration,
+    /// `History::commit`.
+    commit: Duration,
+}
+
+impl SimPersister {
+    fn new(dir: &ScratchDir) -> Self {
+        Self {
+            state: State::shared(),
+            history: History::open(&dir.data, HistoryConfig::default())
+                .expect("opening the history database"),
+            last_hosts: None,
+        }
+    }
+
+    /// `Worker::persist` without its fault handling: checkpoint under the lock (hosts when the
+    /// poll's minute differs from the last host checkpoint's), then commit, host points going
+    /// to the middle of the interval since the last host checkpoint.
+    fn round(&mut self) -> Round {
+        let start = Instant::now();
+        let (hosts, checkpoint) = {
+            let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+            let minute =
+                |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60);
+            let hosts = match (self.last_hosts, state.polled_at()) {
+                (None, _) => true,
+                (Some(prev), Some(at)) => minute(prev) != minute(at),
+                (Some(_), None) => false,
+            };
+            (hosts, state.checkpoint(hosts))
+        };
+        let locked = start.elapsed();
+        let hosts_at = match self.last_hosts {
+            Some(prev) if hosts => {
+                prev + checkpoint.at.duration_since(prev).unwrap_or_default() / 2
+            }
+            _ => checkpoint.at,
+        };
+        if hosts {
+            self.last_hosts = Some(checkpoint.at);
+        }
+        let host_points = checkpoint.points.hosts.len();
+        let start = Instant::now();
+        self.history
+            .commit(
+                checkpoint.at,
+                &checkpoint.points,
+                hosts_at,
+                checkpoint.totals,
+            )
+            .expect("committing a checkpoint");
+        Round {
+            hosts,
+            host_points,
+            checkpoint: locked,
+            commit: start.elapsed(),
+        }
+    }
+
+    /// The maintenance the persister runs once a minute; how long it took.
+    fn maintenance(&mut self, now: SystemTime) -> Duration {
+        let start = Instant::now();
+        self.history
+            .downsample_and_expire(now)
+            .expect("downsample_and_expire");
+        start.elapsed()
+    }
+
+    fn usage(&self) -> u64 {
+        self.history.usage_bytes().expect("usage_bytes")
+    }
+}
+
+/// Timings of [`write_cost`] for one number of hosts.
+struct WriteCost {
+    hosts: u32,
+    /// Baseline: `State::ingest` per poll with no persister (every poll but the first).
+    ingest_only: Vec<Duration>,
+    /// `State::ingest` per poll in the run with the persister.
+    ingest: Vec<Duration>,
+    /// Polls without the hosts' checkpoint.
+    poll_checkpoint: Vec<Duration>,
+    poll_commit: Vec<Duration>,
+    /// The first poll: every host new (inserted into `hosts` and `host_totals`).
+    first: Round,
+    /// The minute polls after the first: every host's checkpoint and rows.
+    minute_checkpoint: Vec<Duration>,
+    minute_commit: Vec<Duration>,
+    /// `downsample_and_expire` once a simulated minute.
+    maintenance: Vec<Duration>,
+    /// `history.db` and `-wal` on disk at the end.
+    files: (u64, u64),
+}
+
+/// [`PERSIST_POLLS`] polls a second apart of `hosts` active hosts: first the collector's
+/// ingest alone (the baseline), then ingest and the persister's round after each poll, in a
+/// new data directory, with the maintenance once a minute.
+fn write_cost(hosts: u32) -> WriteCost {
+    let baseline = State::shared();
+    let mut traffic = SimTraffic::new(hosts, true);
+    sim_ingest(&baseline, &traffic.sample);
+    let ingest_only = (1..PERSIST_POLLS)
+        .map(|_| {
+            traffic.advance(1);
+            sim_ingest(&baseline, &traffic.sample)
+        })
+        .collect();
+    drop(baseline);
+
+    let dir = ScratchDir::new(&format!("persist-{hosts}"));
+    let mut p = SimPersister::new(&dir);
+    let mut traffic = SimTraffic::new(hosts, true);
+    sim_ingest(&p.state, &traffic.sample);
+    let first = p.round();
+    assert!(first.hosts, "the first round checkpoints the hosts");
+    let mut cost = WriteCost {
+        hosts,
+        ingest_only,
+        ingest: Vec::new(),
+        poll_checkpoint: Vec::new(),
+        poll_commit: Vec::new(),
+        first,
+        minute_checkpoint: Vec::new(),
+        minute_commit: Vec::new(),
+        maintenance: Vec::new(),
+        files: (0, 0),
+    };
+    for _ in 1..PERSIST_POLLS {
+        traffic.advance(1);
+        cost.ingest.push(sim_ingest(&p.state, &traffic.sample));
+        let round = p.round();
+        if round.hosts {
+            assert_eq!(
+                round.host_points,
+                usize::try_from(hosts).expect("host count fits usize"),
+                "every host changed in the minute"
+            );
+            cost.minute_checkpoint.push(round.checkpoint);
+            cost.minute_commit.push(round.commit);
+            cost.maintenance.push(p.maintenance(traffic.sample.at));
+        } else {
+            cost.poll_checkpoint.push(round.checkpoint);
+            cost.poll_commit.push(round.commit);
+        }
+    }
+    cost.files = dir.history_files();
+    drop(p);
+    cost
+}
+
+/// Disk use of [`disk_per_host_day`], in bytes (`History::usage_bytes` unless noted).
+struct DiskUse {
+    hosts: u64,
+    /// The new database.
+    empty: u64,
+    /// After the first commit: the totals rows of every host (their minute is still pending).
+    after_totals: u64,
+    /// After the second: plus each host's `hosts` row and its first minute row.
+    after_first_minute: u64,
+    /// After a day of minute checkpoints (1440 minute rows per host).
+    day: u64,
+    /// `history.db` and `-wal` on disk then.
+    day_files: (u64, u64),
+    /// After `downsample_and_expire` past the host-minute retention (24 hour rows per host).
+    hours: u64,
+    hours_files: (u64, u64),
+    /// `downsample_and_expire` once a simulated minute during the day.
+    maintenance: Vec<Duration>,
+    /// `History::commit` of each minute poll of the day.
+    commits: Vec<Duration>,
+    /// The `-wal` file's size after each minute poll of the day.
+    wal: Vec<u64>,
+    /// The `downsample_and_expire` that rolled the day's minute rows into hours.
+    roll: Duration,
+}
+
+/// One day of minute polls of [`DAY_HOSTS`] hosts (a day in simulated time: `History` goes by
+/// the samples' times), each with the hosts' checkpoint and the maintenance, as the persister
+/// runs them; then the maintenance a day later, past the host-minute retention.
+fn disk_per_host_day() -> DiskUse {
+    let dir = ScratchDir::new("persist-day");
+    let mut p = SimPersister::new(&dir);
+    let empty = p.usage();
+    // The interface's counters stay put, so only host rows grow.
+    let mut traffic = SimTraffic::new(DAY_HOSTS, false);
+    let (mut after_totals, mut after_first_minute) = (0, 0);
+    let (mut maintenance, mut commits, mut wal) = (Vec::new(), Vec::new(), Vec::new());
+    // Minute 1440 writes the host rows of minute 1439: 1440 minute rows per host.
+    for minute in 0..=1440 {
+        if minute > 0 {
+            traffic.advance(60);
+        }
+        sim_ingest(&p.state, &traffic.sample);
+        let round = p.round();
+        assert!(round.hosts, "every minute poll checkpoints the hosts");
+        commits.push(round.commit);
+        maintenance.push(p.maintenance(traffic.sample.at));
+        wal.push(dir.history_files().1);
+        match minute {
+            0 => after_totals = p.usage(),
+            1 => after_first_minute = p.usage(),
+            _ => {}
+        }
+    }
+    let day = p.usage();
+    let day_files = dir.history_files();
+    let roll = p.maintenance(traffic.sample.at + Duration::from_hours(24));
+    let hours = p.usage();
+    let hours_files = dir.history_files();
+    drop(p);
+    DiskUse {
+        hosts: u64::from(DAY_HOSTS),
+        empty,
+        after_totals,
+        after_first_minute,
+        day,
+        day_files,
+        hours,
+        hours_files,
+        maintenance,
+        commits,
+        wal,
+        roll,
+    }
+}
+
+fn mean_of(v: &[Duration]) -> Duration {
+    v.iter().sum::<Duration>() / u32::try_from(v.len()).expect("fewer than 2^32 values")
+}
+
+/// The nearest-rank percentile `p` of a non-empty slice.
+fn percentile(v: &[Duration], p: usize) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    s[(s.len() * p).div_ceil(100).max(1) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+/// `mean / p99 (max)` of a non-empty slice.
+fn mean_p99(v: &[Duration]) -> String {
+    format!(
+        "{} / {} ({})",
+        ms(mean_of(v)),
+        ms(percentile(v, 99)),
+        ms(*v.iter().max().expect("non-empty"))
+    )
+}
+
+/// `median (max)` of a non-empty slice.
+fn median_max(v: &[Duration]) -> String {
+    format!(
+        "{} ({})",
+        ms(percentile(v, 50)),
+        ms(*v.iter().max().expect("non-empty"))
+    )
+}
+
+/// The persister's write path (`State::checkpoint` under the state's lock, `History::commit`,
+/// `downsample_and_expire`) at 10k and 100k active hosts on a real `history.db`, against the
+/// collector's `State::ingest` of the same polls; then disk bytes per host-day from one
+/// simulated day of 1,000 hosts.
+#[test]
+#[ignore = "benchmark: cargo xtask bench"]
+fn persist_write_cost() {
+    let costs: Vec<WriteCost> = [10_000, 100_000].map(write_cost).into();
+    print_write_costs(&costs);
+    print_disk_use(&disk_per_host_day());
+}
+
+/// The table of [`write_cost`] results, one column per number of hosts.
+fn print_write_costs(costs: &[WriteCost]) {
+    let row = |what: &str, f: &dyn Fn(&WriteCost) -> String| {
+        let cells: Vec<String> = costs.iter().map(f).collect();
+        println!("| {what} | {} |", cells.join(" | "));
+    };
+    println!(
+        "\n{PERSIST_POLLS} polls one second apart (simulated time), every host's counters \
+         growing every poll, {SIM_SLOTS} protocol slots each way; the persister's round after \
+         each\n"
+    );
+    let hosts: Vec<String> = costs.iter().map(|c| format!("{} hosts", c.hosts)).collect();
+    println!("| measure | {} |", hosts.join(" | "));
+    println!("|---|{}", "---|".repeat(costs.len()));
+    row(
+        "baseline: `State::ingest` alone, per poll, mean / p99 (max)",
+        &|c| mean_p99(&c.ingest_only),
+    );
+    row(
+        "`State::ingest` in the run with the persister, mean / p99 (max)",
+        &|c| mean_p99(&c.ingest),
+    );
+    row(
+        "per poll: checkpoint without hosts (state lock held), mean / p99 (max)",
+        &|c| mean_p99(&c.poll_checkpoint),
+    );
+    row("per poll: `History::commit`, mean / p99 (max)", &|c| {
+        mean_p99(&c.poll_commit)
+    });
+    row(
+        "per poll: checkpoint + commit, mean, as a share of the baseline's mean",
+        &|c| {
+            let write = mean_of(&c.poll_checkpoint) + mean_of(&c.poll_commit);
+            format!(
+                "{} = {:.2} × ingest",
+                ms(write),
+                write.as_secs_f64() / mean_of(&c.ingest_only).as_secs_f64()
+            )
+        },
+    );
+    row(
+        "minute poll: checkpoint with every host (state lock held), median (max)",
+        &|c| median_max(&c.minute_checkpoint),
+    );
+    row(
+        "minute poll: `History::commit` of every host's rows, median (max)",
+        &|c| median_max(&c.minute_commit),
+    );
+    row(
+        "minute poll: lock held, as a multiple of the baseline's mean ingest",
+        &|c| {
+            format!(
+                "{:.1} × ingest",
+                percentile(&c.minute_checkpoint, 50).as_secs_f64()
+                    / mean_of(&c.ingest_only).as_secs_f64()
+            )
+        },
+    );
+    row(
+        "first poll, every host new: checkpoint / commit (totals rows only: the minute's host \
+         rows wait for its end)",
+        &|c| format!("{} / {}", ms(c.first.checkpoint), ms(c.first.commit)),
+    );
+    row(
+        "`downsample_and_expire` once a minute, median (max)",
+        &|c| median_max(&c.maintenance),
+    );
+    row("files at the end: `history.db` + `history.db-wal`", &|c| {
+        format!("{} + {} bytes", c.files.0, c.files.1)
+    });
+    println!(
+        "\n(minute polls: {} per size; polls without hosts: {})",
+        costs[0].minute_checkpoint.len(),
+        costs[0].poll_checkpoint.len()
+    );
+}
+
+/// The tables of [`disk_per_host_day`], per-host figures derived from the differences.
+fn print_disk_use(d: &DiskUse) {
+    // The first minute's row of each host, as the day's minute rows average it.
+    let minute_row = (d.day - d.after_first_minute) / (1439 * d.hosts);
+    let totals = (d.after_totals - d.empty) / d.hosts;
+    let fixed = (d.after_first_minute - d.empty) / d.hosts - minute_row;
+    let minute_day = (d.day - d.after_first_minute) * 1440 / (1439 * d.hosts);
+    let hour_day = (d.hours - d.empty) / d.hosts - fixed;
+    let budget = HistoryConfig::default().budget_bytes;
+    println!(
+        "\n{} hosts, one day of minute polls (1441 polls, 60 s apart in simulated time), each \
+         with the hosts' checkpoint and the once-a-minute maintenance; then the maintenance a \
+         day later\n",
+        d.hosts
+    );
+    println!("| measure | bytes |");
+    println!("|---|---|");
+    println!("| `usage_bytes()` of the new database | {} |", d.empty);
+    println!(
+        "| after the first commit (totals rows) | {} |",
+        d.after_totals
+    );
+    println!(
+        "| after the second (+ `hosts` rows, first minute rows) | {} |",
+        d.after_first_minute
+    );
+    println!("| after the day (1440 minute rows per host) | {} |", d.day);
+    println!(
+        "| files then: `history.db` + `history.db-wal` | {} + {} |",
+        d.day_files.0, d.day_files.1
+    );
+    println!("| after the roll into hours (24 per host) | {} |", d.hours);
+    println!(
+        "| files then: `history.db` + `history.db-wal` | {} + {} |",
+        d.hours_files.0, d.hours_files.1
+    );
+    println!("\n| per host | bytes |");
+    println!("|---|---|");
+    println!("| minute rows, per host-day | {minute_day} |");
+    println!("| hour rows, per host-day | {hour_day} |");
+    println!("| totals row (`host_totals` and its index), per host | {totals} |");
+    println!("| totals row + `hosts` row, per host | {fixed} |");
+    println!(
+        "\nThe default --history-budget ({} MiB) holds {} host-days of minute rows or {} \
+         host-days of hour rows (a year of hour rows and the fixed rows: {} hosts).",
+        budget >> 20,
+        budget / minute_day,
+        budget / hour_day,
+        budget / (365 * hour_day + fixed)
+    );
+    let hour = |h: usize| ms(d.maintenance[h * 60]);
+    println!(
+        "\n`downsample_and_expire` at {} hosts: {} after the first minute, {} after 6 hours, \
+         {} after 24 hours (median (max) of the day: {}); the roll of the day's minute rows \
+         into hours: {}",
+        d.hosts,
+        hour(0),
+        hour(6),
+        hour(24),
+        median_max(&d.maintenance),
+        ms(d.roll)
+    );
+    // The minute commit grows while each host's minute rows come to fill pages of their own
+    // (the primary key starts with the host), and the WAL with it.
+    println!("\n| hour of the day | minute commit, median (max) | `-wal` file, largest |");
+    println!("|---|---|---|");
+    for h in [1, 3, 6, 12, 24] {
+        let minutes = (h - 1) * 60 + 1..=h * 60;
+        println!(
+            "| {h} | {} | {} |",
+            median_max(&d.commits[minutes.clone()]),
+            d.wal[minutes].iter().max().expect("an hour of minutes")
+        );
     }
 }
 
@@ -732,5 +1318,390 @@ fn print_live_tables(rounds: &[[Run; 3]], counts: &[(u64, u64)]) {
     println!("|---|---|---|");
     for (i, (link, ntop)) in counts.iter().enumerate() {
         println!("| {} | {link} | {ntop} |", i + 1);
+    }
+}
+
+/// The dashboard's hosts page and the hosts API with 100,000 hosts (issue 5), against the same
+/// page and API at 1,000 hosts in the same run and the same daemon.
+///
+/// The hosts come from real frames through the monitored veth: one UDP frame from each of
+/// 100,000 distinct sources (half `198.18.0.0/15`, half `2001:db8:1::/48`) to one IPv4 and one IPv6
+/// destination, replayed from the peer with tcpreplay to a MAC address that is not the
+/// receiver's (its stack drops them after XDP counted them: no replies, no neighbour lookups).
+///
+/// Measured:
+/// - the API: `GET /api/v1/hosts?sort=…&limit=100&offset=…` from the test process (a new
+///   connection each, API token), sorts cycling through `total_bytes`, `ip`, `throughput` and
+///   `last_seen`, offsets spread over the whole table: p50, p99 and max per sort;
+/// - the page, in headless Chromium: time from navigation start to the first rows of the
+///   `hosts-table` (`performance.now()` in a mutation observer installed before the page's
+///   scripts), over reloads of `#/hosts` (each a new document and navigation); the time from a
+///   click on `next-page` to the next page's rows; the rows in the DOM (server-side paging keeps
+///   it to one page); and the longest main-thread task the browser reported (`longtask`
+///   entries, 50 ms or more: how long the page was stalled).
+mod dashboard_hosts {
+    use std::{
+        io::{Read as _, Write as _},
+        net::{SocketAddr, TcpStream},
+        ops::Range,
+        time::{Duration, Instant},
+    };
+
+    use ntop_common::testing::{eth, frame, ipv4_between, ipv6, udp};
+    use ntop_tests::{
+        Daemon, Netns, TestNet, VethConfig,
+        browser::{Browser, WAIT, testid},
+        capture::write_pcap,
+        daemon::{API, BASIC_AUTH, http_request},
+        scratch_dir, unique_name, wait_until,
+    };
+    use serde_json::Value;
+
+    const BASE: &str = "http://127.0.0.1:3000";
+    /// The sizes measured, the first the baseline.
+    const SIZES: [u32; 2] = [1_000, 100_000];
+    const SORTS: [&str; 4] = ["total_bytes", "ip", "throughput", "last_seen"];
+    /// API requests per sort and size.
+    const REQUESTS_PER_SORT: usize = 500;
+    /// Fresh loads of the hosts page per size.
+    const PAGE_LOADS: usize = 7;
+    /// Clicks on `next-page` per size.
+    const PAGE_STEPS: usize = 7;
+    /// Most replays of the frames before the hosts must all be there (veth drops at top speed).
+    const REPLAYS: usize = 5;
+
+    /// Runs before the page's own scripts in every document: records when the hosts table first
+    /// has rows (ms since navigation start) and every long task.
+    const PROBE: &str = r#"(() => {
+  if (window.__ntopBench) return;
+  const b = window.__ntopBench = { firstRows: null, long: [] };
+  try {
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) b.long.push(e.duration); })
+      .observe({ type: 'longtask', buffered: true });
+  } catch (e) { b.long = null; }
+  const sel = '[data-testid="hosts-table"] [data-testid="host-row"]';
+  const obs = new MutationObserver(() => {
+    if (b.firstRows === null && document.querySelector(sel)) {
+      b.firstRows = performance.now();
+      obs.disconnect();
+    }
+  });
+  obs.observe(document, { childList: true, subtree: true });
+})();"#;
+
+    /// Clicks `next-page` and answers the ms until the first row is another host (-1 after 20 s).
+    const NEXT_PAGE: &str = r#"const done = arguments[arguments.length - 1];
+const sel = '[data-testid="hosts-table"] [data-testid="host-row"]';
+const first = () => {
+  const r = document.querySelector(sel);
+  return r ? `${r.getAttribute('data-ip')}@${r.getAttribute('data-interface')}` : null;
+};
+const before = first();
+const t0 = performance.now();
+let over = false;
+const finish = (v) => { if (!over) { over = true; obs.disconnect(); done(v); } };
+const obs = new MutationObserver(() => {
+  const f = first();
+  if (f !== null && f !== before) finish(performance.now() - t0);
+});
+obs.observe(document.body, { childList: true, subtree: true, attributes: true });
+document.querySelector('[data-testid="next-page"]').click();
+setTimeout(() => finish(-1), 20000);"#;
+
+    /// Source `i`: even from `198.18.0.0/15` (from `198.18.1.0`, clear of the veth's
+    /// addresses), odd from `2001:db8:1::/48`; to `198.19.255.254` or `2001:db8:ffff::1`.
+    fn frames(sources: Range<u32>) -> Vec<Vec<u8>> {
+        sources
+            .map(|i| {
+                if i % 2 == 0 {
+                    let a = (198_u32 << 24 | 18 << 16 | 1 << 8) + i / 2;
+                    frame(&[
+                        &eth(0x0800, &[]),
+                        &ipv4_between(
+                            a.to_be_bytes(),
+                            [198, 19, 255, 254],
+                            17,
+                            0,
+                            0,
+                            &udp(1, 9, 18),
+                        ),
+                    ])
+                } else {
+                    let mut ip = ipv6(17, &[], &udp(1, 9, 18));
+                    let src = (0x2001_0db8_0001_u128 << 80) | u128::from(i);
+                    ip[8..24].copy_from_slice(&src.to_be_bytes());
+                    ip[24..40].copy_from_slice(&((0x2001_0db8_ffff_u128 << 80) | 1).to_be_bytes());
+                    frame(&[&eth(0x86dd, &[]), &ip])
+                }
+            })
+            .collect()
+    }
+
+    /// Hosts the daemon knows (`total` of `limit=0`).
+    fn hosts_total(d: &Daemon) -> u64 {
+        d.get("/api/v1/hosts?limit=0")["total"]
+            .as_u64()
+            .expect("total")
+    }
+
+    /// Replays the frames of `sources` from the peer until the daemon knows `want` hosts.
+    fn add_hosts(net: &TestNet, d: &Daemon, sources: Range<u32>, want: u64) {
+        let pcap = scratch_dir().join(format!("{}-hosts.pcap", unique_name()));
+        write_pcap(&pcap, &frames(sources));
+        let path = pcap.to_string_lossy().into_owned();
+        for _ in 0..REPLAYS {
+            let out = net.b.exec(
+                "timeout",
+                [
+                    "60",
+                    "tcpreplay",
+                    "-q",
+                    "--topspeed",
+                    "-i",
+                    &net.link.dev_b,
+                    &path,
+                ],
+            );
+            assert!(
+                out.status.success(),
+                "tcpreplay: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // The daemon polls once a second: its count grows until every frame is read; three
+            // seconds without growth means frames were dropped on the way (replay again).
+            let mut last = (hosts_total(d), Instant::now());
+            let done = wait_until(Duration::from_secs(30), Duration::from_millis(250), || {
+                let n = hosts_total(d);
+                if n >= want {
+                    return Some(true);
+                }
+                if n != last.0 {
+                    last = (n, Instant::now());
+                }
+                (last.1.elapsed() > Duration::from_secs(3)).then_some(false)
+            });
+            eprintln!("replayed {path}: the daemon knows {} hosts", hosts_total(d));
+            if done == Some(true) {
+                let _ = std::fs::remove_file(&pcap);
+                return;
+            }
+        }
+        panic!(
+            "the daemon knows {} hosts after {REPLAYS} replays, not {want}",
+            hosts_total(d)
+        );
+    }
+
+    /// An API token (cheap to check, unlike HTTP Basic's argon2id).
+    fn token(ns: &Netns) -> String {
+        let r = http_request(
+            ns,
+            API,
+            "POST",
+            "/api/v1/tokens",
+            &[
+                ("Authorization", BASIC_AUTH),
+                ("Content-Type", "application/json"),
+            ],
+            br#"{"name": "bench"}"#,
+        )
+        .expect("an answer");
+        let v = r.json().unwrap_or(Value::Null);
+        v["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {} {}", r.status, r.body))
+            .to_owned()
+    }
+
+    /// Wall time of each `GET path` (a new connection each, `Connection: close`), all from one
+    /// thread inside `ns`; panics unless every answer is 200.
+    fn timed_gets(ns: &Netns, addr: SocketAddr, token: &str, paths: &[String]) -> Vec<Duration> {
+        ns.enter(|| {
+            paths
+                .iter()
+                .map(|path| {
+                    let start = Instant::now();
+                    let mut s = TcpStream::connect(addr).expect("connecting to the API");
+                    s.set_read_timeout(Some(Duration::from_secs(30)))
+                        .expect("a timeout");
+                    write!(
+                        s,
+                        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+                         Connection: close\r\n\r\n"
+                    )
+                    .expect("sending a request");
+                    let mut body = Vec::new();
+                    s.read_to_end(&mut body).expect("reading an answer");
+                    let took = start.elapsed();
+                    assert!(
+                        body.starts_with(b"HTTP/1.1 200"),
+                        "GET {path}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(300)])
+                    );
+                    took
+                })
+                .collect()
+        })
+    }
+
+    /// The `per_mille`/1000 quantile of `v` (nearest rank): 500 the median, 990 the p99, 1000
+    /// the maximum.
+    fn quantile(v: &[f64], per_mille: usize) -> f64 {
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        let rank = (per_mille * s.len()).div_ceil(1000).clamp(1, s.len());
+        s[rank - 1]
+    }
+
+    fn ms(d: Duration) -> f64 {
+        d.as_secs_f64() * 1e3
+    }
+
+    /// One size's page numbers: first rows of each load, each page step, rows in the DOM, the
+    /// longest task.
+    struct PageRun {
+        first_rows: Vec<f64>,
+        steps: Vec<f64>,
+        rows: u64,
+        longest_task: Option<f64>,
+    }
+
+    fn measure_page(b: &Browser, hosts: u64) -> PageRun {
+        let mut first_rows = Vec::new();
+        let mut longest: Option<f64> = None;
+        let mut rows = 0;
+        // Open the hosts page (a hash change in the logged-in page), then load it afresh
+        // again and again: a reload starts a new document with a new navigation (and, unlike
+        // leaving for another address, keeps no old document in the back/forward cache).
+        b.goto(&format!("{BASE}/#/hosts"));
+        for _ in 0..PAGE_LOADS {
+            b.reload();
+            let probe = b.wait("the hosts table's first rows", WAIT, |b| {
+                let v = b
+                    .try_eval("return window.__ntopBench || null;", vec![])
+                    .ok()?;
+                v["firstRows"].as_f64().map(|_| v)
+            });
+            first_rows.push(probe["firstRows"].as_f64().expect("a time"));
+            if let Some(l) = probe["long"].as_array() {
+                let m = l.iter().filter_map(Value::as_f64).fold(0.0, f64::max);
+                longest = Some(longest.unwrap_or(0.0).max(m));
+            }
+            rows = b.count(&format!("{} {}", testid("hosts-table"), testid("host-row"))) as u64;
+        }
+        b.wait("hosts-total to show every host", WAIT, |b| {
+            let t = b.text(&testid("hosts-total"))?;
+            let digits: String = t.chars().filter(char::is_ascii_digit).collect();
+            digits.contains(&hosts.to_string()).then_some(())
+        });
+        let mut steps = Vec::new();
+        for _ in 0..PAGE_STEPS {
+            let v = b.eval_async(NEXT_PAGE, vec![]);
+            let t = v.as_f64().expect("a time");
+            assert!(t >= 0.0, "the next page never came");
+            steps.push(t);
+        }
+        let long = b.eval("return window.__ntopBench.long;", vec![]);
+        if let Some(l) = long.as_array() {
+            let m = l.iter().filter_map(Value::as_f64).fold(0.0, f64::max);
+            longest = Some(longest.unwrap_or(0.0).max(m));
+        }
+        b.assert_no_console_errors("the hosts page");
+        PageRun {
+            first_rows,
+            steps,
+            rows,
+            longest_task: longest,
+        }
+    }
+
+    #[test]
+    #[ignore = "benchmark: cargo xtask bench"]
+    fn dashboard_hosts_page() {
+        ntop_tests::require_root();
+        let net = TestNet::new(&VethConfig::default());
+        let (a, dev) = (&net.a, net.link.dev_a.as_str());
+        let d = Daemon::start(a, &["-i", dev, "--memory-budget", "64M"]);
+        let token = token(a);
+        let b = Browser::start(a, "bench_dashboard_hosts");
+        b.add_init_script(PROBE);
+        b.log_in(BASE);
+
+        let mut pages = Vec::new();
+        let mut api = Vec::new();
+        let mut from = 0;
+        for size in SIZES {
+            // Sources, plus the two destinations.
+            add_hosts(&net, &d, from..size, u64::from(size) + 2);
+            from = size;
+            let hosts = hosts_total(&d);
+            pages.push((hosts, measure_page(&b, hosts)));
+            let page_count = hosts.div_ceil(100);
+            for sort in SORTS {
+                let paths: Vec<String> = (0..REQUESTS_PER_SORT as u64)
+                    .map(|i| {
+                        let offset = (i * 7919 % page_count) * 100;
+                        format!("/api/v1/hosts?sort={sort}&limit=100&offset={offset}")
+                    })
+                    .collect();
+                let times: Vec<f64> = timed_gets(a, d.addr(), &token, &paths)
+                    .into_iter()
+                    .map(ms)
+                    .collect();
+                api.push((hosts, sort, times));
+            }
+        }
+        drop(b);
+
+        println!(
+            "| hosts | hosts page: first rows, median of {PAGE_LOADS} loads | slowest load | next \
+             page, median of {PAGE_STEPS} | slowest | rows in the DOM | longest main-thread task |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (hosts, p) in &pages {
+            let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+            println!(
+                "| {hosts} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {} | {} |",
+                quantile(&p.first_rows, 500),
+                max(&p.first_rows),
+                quantile(&p.steps, 500),
+                max(&p.steps),
+                p.rows,
+                match p.longest_task {
+                    None => "not reported".to_owned(),
+                    // The browser reports tasks of 50 ms or more only.
+                    Some(t) if t < 50.0 => "none of 50 ms or more".to_owned(),
+                    Some(t) => format!("{t:.0} ms"),
+                }
+            );
+        }
+        println!(
+            "\n| hosts | `GET /api/v1/hosts?sort=…&limit=100&offset=…` | requests | p50 | p99 | max |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for (hosts, sort, t) in &api {
+            println!(
+                "| {hosts} | sort={sort} | {} | {:.2} ms | {:.2} ms | {:.2} ms |",
+                t.len(),
+                quantile(t, 500),
+                quantile(t, 990),
+                quantile(t, 1000)
+            );
+        }
+        for (hosts, _) in &pages {
+            let all: Vec<f64> = api
+                .iter()
+                .filter(|(h, _, _)| h == hosts)
+                .flat_map(|(_, _, t)| t.iter().copied())
+                .collect();
+            println!(
+                "| {hosts} | all sorts | {} | {:.2} ms | {:.2} ms | {:.2} ms |",
+                all.len(),
+                quantile(&all, 500),
+                quantile(&all, 990),
+                quantile(&all, 1000)
+            );
+        }
+        assert!(d.stop().success());
     }
 }

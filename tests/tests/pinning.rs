@@ -992,11 +992,16 @@ fn bpffs_is_mounted_when_missing() {
 /// restarted, it re-adopts them and its totals equal the link's counters since the first start,
 /// including what crossed while it was down; `ntop --detach-all` then removes everything.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one story: three daemons and --detach-all, checked against the link in turn"
+)]
 fn daemon_keep_counting_restart_has_no_gap() {
     use ntop_tests::daemon::{Daemon, data_dir, ntop_pinned_command};
 
     require_root();
-    let net = TestNet::new(&VethConfig::default());
+    // No IPv6: nothing but the test's pings crosses the link, so it is the oracle throughout.
+    let net = TestNet::new(&VethConfig::default().without_ipv6());
     let (a, dev) = (&net.a, net.link.dev_a.as_str());
     // `ip netns exec` gives the daemon its own mount namespace with a fresh /sys, so pins under
     // /sys/fs/bpf would die with it: use a bpffs mounted here, which it sees too.
@@ -1058,13 +1063,28 @@ fn daemon_keep_counting_restart_has_no_gap() {
     );
     let after = settle(&second, &link_base);
     assert!(after >= before_stop + 7, "{before_stop} then {after}");
+    let detach_all = || {
+        a.command(ntop_tests::ntop_bin())
+            .arg("-P")
+            .arg(&dir)
+            .args(["--detach-all", "--pin-dir", pin_dir])
+            .output()
+            .expect("running ntop --detach-all")
+    };
+    // Not while a daemon runs on that data directory.
+    let out = detach_all();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(xdp_prog_id(a, dev).is_some(), "still attached");
     drop(second);
+    // Traffic after the second stop: only the pinned programs count it.
+    assert_eq!(ping(a, peer, 3, 56).received, 3);
 
-    let out = a
-        .command(ntop_tests::ntop_bin())
-        .args(["--detach-all", "--pin-dir", pin_dir])
-        .output()
-        .expect("running ntop --detach-all");
+    let out = detach_all();
     assert!(
         out.status.success(),
         "{}",
@@ -1080,4 +1100,16 @@ fn daemon_keep_counting_restart_has_no_gap() {
         None,
         "nothing attached after --detach-all"
     );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("added their last counts"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The last counts went into the data directory: a new start (new maps, counting from zero)
+    // shows everything since the first start, the pings after the second stop included.
+    let third = Daemon::spawn(a, addr, ntop_tests::daemon::ntop_command_in(a, &dir, &args));
+    let total = link_stats(a, dev).since(&link_base).rx_packets;
+    assert!(total >= after + 3, "{after} then {total}");
+    assert_eq!(rx(&third), Some(total), "the totals after --detach-all");
+    drop(third);
 }

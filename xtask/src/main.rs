@@ -93,6 +93,13 @@ enum Bench {
     CollectorPoll,
     /// Per-packet cost when two CPUs update the same host entries at once.
     ContendedHost,
+    /// The persister's write cost per poll at 10k and 100k hosts, and disk bytes per host-day.
+    #[value(alias = "persist_write_cost")]
+    PersistWriteCost,
+    /// The dashboard's hosts page (time to first rows, paging) and the hosts API's p99 latency
+    /// at 100k hosts, against 1k hosts, in headless Chromium.
+    #[value(alias = "dashboard_hosts_page")]
+    DashboardHosts,
 }
 
 impl Bench {
@@ -102,6 +109,8 @@ impl Bench {
             Self::Trafgen => "trafgen",
             Self::CollectorPoll => "collector_poll_cost",
             Self::ContendedHost => "bpf_contended_host_cost",
+            Self::PersistWriteCost => "persist_write_cost",
+            Self::DashboardHosts => "dashboard_hosts_page",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! 1. Debian packages, checked with one `dpkg-query`; `apt-get update` runs once, and only when
 //!    a package is missing. Debian's `rustc-web` ships a precompiled `core` for
 //!    `bpfel-unknown-none` (`libstd-rust-web-dev-bpf`), so the eBPF programs build on stable.
+//!    The browser tests use Debian's `chromium` and `chromium-driver` (no browser download).
 //! 2. `bpf-linker` 0.13.0, built against Debian's LLVM 22 with `cargo install` (checked with
 //!    `bpf-linker --version`).
 //! 3. The rustup toolchain `ntop-bpf` linked to Debian's rustc in `/usr` (checked with
@@ -58,6 +59,13 @@ const PACKAGES: &[(&str, &[&str])] = &[
             "prometheus",
             "openssl",
         ],
+    ),
+    (
+        // The dashboard's browser tests (tests/src/browser.rs) drive headless Chromium through
+        // ChromeDriver (the same Debian version: chromium-driver depends on it exactly); a font,
+        // so the screenshots show text.
+        "browser tests (headless Chromium, ChromeDriver)",
+        &["chromium", "chromium-driver", "fonts-dejavu-core"],
     ),
 ];
 

@@ -7,7 +7,7 @@ use std::{path::PathBuf, time::Duration};
 use warp::{
     http::{
         HeaderValue, StatusCode,
-        header::{ALLOW, CACHE_CONTROL, RETRY_AFTER, WWW_AUTHENTICATE},
+        header::{ALLOW, CACHE_CONTROL, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE},
     },
     reject::Reject,
     reply::Response,
@@ -119,6 +119,16 @@ pub enum AuthError {
     /// Authenticated, but not allowed to do this (403, `forbidden`).
     #[error("{0}")]
     Forbidden(&'static str),
+    /// `POST /api/v1/password` with a wrong current password (403, `wrong_password`; not 401,
+    /// which would log the dashboard out).
+    #[error(
+        "the current password is wrong; give the admin password in use now as `current` \
+         (after five wrong tries within a minute, wait before trying again)"
+    )]
+    WrongPassword,
+    /// A browser without a session asked for a page (303 to `/login`, `login_required`).
+    #[error("log in first at /login")]
+    LoginRequired,
     /// A request body over the limit (413, `payload_too_large`).
     #[error("the request body is larger than {limit} bytes; send a smaller one")]
     PayloadTooLarge {
@@ -170,7 +180,10 @@ impl AuthError {
         match self {
             Self::Unauthorized(_) | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Csrf | Self::CrossOrigin { .. } | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Csrf | Self::CrossOrigin { .. } | Self::Forbidden(_) | Self::WrongPassword => {
+                StatusCode::FORBIDDEN
+            }
+            Self::LoginRequired => StatusCode::SEE_OTHER,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadRequest(_)
@@ -201,13 +214,12 @@ impl AuthError {
             Self::Csrf => "csrf",
             Self::CrossOrigin { .. } => "cross_origin",
             Self::Forbidden(_) => "forbidden",
+            Self::WrongPassword => "wrong_password",
+            Self::LoginRequired => "login_required",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
-            Self::BadRequest(_)
-            | Self::PasswordEmpty { .. }
-            | Self::PasswordTooShort { .. }
-            | Self::PasswordMismatch
-            | Self::NoPasswordInput => "bad_request",
+            Self::PasswordEmpty { .. } | Self::PasswordTooShort { .. } => "weak_password",
+            Self::BadRequest(_) | Self::PasswordMismatch | Self::NoPasswordInput => "bad_request",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::TokenNotFound(_) => "token_not_found",
             Self::TooManyTokens { .. } => "too_many_tokens",
@@ -222,7 +234,7 @@ impl AuthError {
     }
 
     /// The JSON response: `{code, message}`, `Cache-Control: no-store`, plus
-    /// `WWW-Authenticate` (401), `Retry-After` (429) or `Allow` (405).
+    /// `WWW-Authenticate` (401), `Retry-After` (429), `Allow` (405) or `Location` (303).
     #[must_use]
     pub fn to_response(&self) -> Response {
         if self.status().is_server_error() {
@@ -249,6 +261,9 @@ impl AuthError {
             }
             Self::MethodNotAllowed { allow } => {
                 headers.insert(ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::LoginRequired => {
+                headers.insert(LOCATION, HeaderValue::from_static("/login"));
             }
             _ => {}
         }

@@ -23,10 +23,13 @@
 //! | `GET /api/v1/tokens` | session or Basic | the API tokens, without secrets |
 //! | `POST /api/v1/tokens` | session or Basic | creates a token; the secret is shown once |
 //! | `DELETE /api/v1/tokens/{id}` | session or Basic | revokes a token |
+//! | `POST /api/v1/password` | session or Basic (throttled) | `{current, new}`: changes the admin password, ends the other sessions |
 //!
 //! Everything else except `/api/v1/health` and `/static/...` needs a session cookie, HTTP
 //! Basic `admin:<password>` or `Authorization: Bearer <API token>`, or, with
-//! [`AuthConfig::public_read`], is a `GET`/`HEAD` outside the two admin routes above.
+//! [`AuthConfig::public_read`], is a `GET`/`HEAD` outside the admin routes (the ones above,
+//! `/api/v1/reset`, `/api/v1/config` and `/api/v1/log`, which API tokens may not use either).
+//! A browser without a session asking for a page is sent to `/login` (303).
 //!
 //! HTTPS: the session cookie gets `Secure` on requests that carry the server's
 //! [`Https`](crate::http::server::Https) extension (its TLS listeners insert it, next to

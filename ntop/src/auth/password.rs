@@ -2,19 +2,22 @@
 //! parameters), in the data directory's [`FILE`] (mode 0600, replaced atomically).
 //!
 //! Runs in `ntop -A` / `--set-admin-password` ([`set_admin_password`]), at startup
-//! ([`AdminPassword::load`]), and for every login and HTTP Basic check
+//! ([`AdminPassword::load`]), for every login and HTTP Basic check
 //! ([`AdminPassword::verify`], about 30 ms and 19 MiB each: callers in the HTTP server run it
-//! on tokio's blocking pool behind a semaphore, see [`Auth::verify_password`]).
-//!
-//! [`Auth::verify_password`]: super::Auth::verify_password
+//! on tokio's blocking pool behind a semaphore, see [`Auth::verify_password`]), and for
+//! `POST /api/v1/password` ([`Auth::change_password`], hashing and writing on the blocking
+//! pool too).
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::{Arc, PoisonError},
+};
 
 use argon2::{
     ARGON2ID_IDENT, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _,
 };
 
-use super::AuthError;
+use super::{Auth, AuthError};
 use crate::store::DataDir;
 
 /// The file in the data directory that holds the hash.
@@ -47,6 +50,43 @@ pub fn set_admin_password(dir: &DataDir, password: &str) -> Result<(), AuthError
     let hash = AdminPassword::hash(password)?;
     dir.write_private(FILE, format!("{}\n", hash.phc).as_bytes())?;
     Ok(())
+}
+
+impl Auth {
+    /// Makes `new` the admin password (after [`check_new`]): hashes it and writes the hash to
+    /// the data directory on the blocking pool (waiting for a hasher permit), then uses it, and
+    /// ends every session but `keep_session` (the session id of the caller, if it has one).
+    /// Returns how many sessions ended. The caller checks the current password first.
+    ///
+    /// # Errors
+    /// [`AuthError::PasswordEmpty`], [`AuthError::PasswordTooShort`], [`AuthError::Hash`],
+    /// [`AuthError::Store`] when the file cannot be written (the old password stays), or
+    /// [`AuthError::Internal`].
+    pub async fn change_password(
+        &self,
+        new: String,
+        keep_session: Option<&str>,
+    ) -> Result<usize, AuthError> {
+        check_new(&new)?;
+        let permit = Arc::clone(&self.hashers)
+            .acquire_owned()
+            .await
+            .map_err(|e| AuthError::Internal(format!("hasher permits: {e}")))?;
+        let dir = self.dir.clone();
+        let hash = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let hash = AdminPassword::hash(&new)?;
+            dir.write_private(FILE, format!("{}\n", hash.phc).as_bytes())?;
+            Ok::<_, AuthError>(hash)
+        })
+        .await
+        .map_err(|e| AuthError::Internal(format!("changing the password failed: {e}")))??;
+        *self
+            .password
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = hash;
+        Ok(self.sessions.clear_except(keep_session))
+    }
 }
 
 /// Whether an admin password has been set (the file exists; [`AdminPassword::load`] checks

@@ -175,6 +175,16 @@ impl Sessions {
         self.lock().clear();
     }
 
+    /// Ends every session but `keep` (the one that changed the password); returns how many
+    /// ended.
+    pub fn clear_except(&self, keep: Option<&str>) -> usize {
+        let keep = keep.map(key);
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|k, _| Some(*k) == keep);
+        before - map.len()
+    }
+
     /// Sessions held, expired ones included until they are looked up or evicted.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -958,3 +958,398 @@ async fn reset_is_for_the_admin_only() {
     assert!(r.json()["counting_since"].as_u64().unwrap() > 1_700_000_000);
     assert_eq!(rx(), 0);
 }
+
+// ---- Issue 5: browsers sent to the login page, admin routes, changing the password ----
+
+/// The API with the config and log routes, as the daemon composes them.
+fn app_with_admin(
+    auth: &Arc<Auth>,
+) -> impl Filter<Extract = (Response,), Error = std::convert::Infallible> + Clone + 'static {
+    use clap::Parser as _;
+    let cli = crate::cli::Cli::try_parse_from(["ntop"]).unwrap();
+    let config = http::admin::RunConfig::new(
+        &cli,
+        vec!["veth0".into()],
+        &crate::subnets::Subnets::default(),
+        1,
+        0,
+    );
+    let ring = Arc::new(crate::logging::LogRing::new(10, 1000));
+    ring.push("2023-11-14T22:13:20.000000Z  INFO ntop: started");
+    let inner = http::api(State::shared())
+        .or(metrics())
+        .unify()
+        .or(http::admin::config_and_log(config, ring))
+        .unify();
+    app(Arc::clone(auth), inner, false)
+}
+
+const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+#[tokio::test]
+async fn browsers_without_a_session_are_sent_to_the_login_page() {
+    let (_dir, auth) = load("redirect", false);
+    let app = app_with(&auth, false);
+    for (method, path) in [("GET", "/"), ("HEAD", "/"), ("GET", "/index.html")] {
+        let r = send(
+            &app,
+            from(ALICE).method(method).path(path).header("accept", HTML),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{method} {path}");
+        assert_eq!(
+            r.header(header::LOCATION),
+            Some("/login"),
+            "{method} {path}"
+        );
+        assert_eq!(r.header(header::CACHE_CONTROL), Some("no-store"));
+    }
+    // A stale cookie too.
+    let r = send(
+        &app,
+        from(ALICE).path("/").header("accept", "TEXT/HTML").header(
+            "cookie",
+            format!("ntop_session={}", super::session::random_token()),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // API clients, /metrics, other methods, non-HTML clients and wrong credentials: 401 JSON.
+    for request in [
+        from(ALICE).path("/api/v1/hosts").header("accept", HTML),
+        from(ALICE)
+            .path("/api/v1/no-such-route")
+            .header("accept", HTML),
+        from(ALICE).path("/metrics").header("accept", HTML),
+        from(ALICE).path("/").header("accept", "application/json"),
+        from(ALICE).path("/"),
+        from(ALICE).method("POST").path("/").header("accept", HTML),
+        from(ALICE)
+            .path("/")
+            .header("accept", HTML)
+            .header("authorization", basic("wrong password")),
+        from(ALICE)
+            .path("/")
+            .header("accept", "text/htmlx, application/json"),
+    ] {
+        let r = send(&app, request).await;
+        r.error(StatusCode::UNAUTHORIZED, "unauthorized");
+        assert!(r.header(header::LOCATION).is_none());
+    }
+    // With a session, the request goes through (here to the API's 404: no dashboard in this
+    // test app).
+    let (id, _) = session(&app).await;
+    let r = send(
+        &app,
+        from(ALICE)
+            .path("/")
+            .header("accept", HTML)
+            .header("cookie", format!("ntop_session={id}")),
+    )
+    .await;
+    r.error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn admin_routes_refuse_tokens_and_anonymous_readers() {
+    let (_dir, auth) = load("admin-routes", true);
+    let app = app_with_admin(&auth);
+    let token = auth
+        .tokens()
+        .create("script", std::time::SystemTime::now())
+        .unwrap()
+        .token;
+    for (method, path) in [
+        ("GET", "/api/v1/config"),
+        ("GET", "/api/v1/log"),
+        ("POST", "/api/v1/password"),
+    ] {
+        let r = send(
+            &app,
+            from(ALICE)
+                .method(method)
+                .path(path)
+                .header("authorization", format!("Bearer {token}"))
+                .json(&json!({"current": PASSWORD, "new": "a new password"})),
+        )
+        .await;
+        let message = r.error(StatusCode::FORBIDDEN, "forbidden");
+        assert!(message.contains("change the password"), "{message}");
+        // --web-public-read does not open them.
+        let r = send(&app, from(ALICE).method(method).path(path)).await;
+        r.error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    // The admin reads them.
+    let r = send(
+        &app,
+        from(ALICE)
+            .path("/api/v1/config")
+            .header("authorization", basic(PASSWORD)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["interfaces"], json!(["veth0"]));
+    let r = send(
+        &app,
+        from(ALICE)
+            .path("/api/v1/log?lines=5")
+            .header("authorization", basic(PASSWORD)),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            StatusCode::OK,
+            json!({"lines": ["2023-11-14T22:13:20.000000Z  INFO ntop: started"]})
+        )
+    );
+    // Tokens still read the data.
+    let r = send(
+        &app,
+        from(ALICE)
+            .path("/api/v1/interfaces")
+            .header("authorization", format!("Bearer {token}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+fn change(addr: &str, session: Option<(&str, Option<&str>)>, body: &Value) -> RequestBuilder {
+    let mut r = from(addr)
+        .method("POST")
+        .path("/api/v1/password")
+        .json(body);
+    if let Some((id, csrf)) = session {
+        r = r.header("cookie", format!("ntop_session={id}"));
+        if let Some(csrf) = csrf {
+            r = r.header("x-csrf-token", csrf);
+        }
+    }
+    r
+}
+
+#[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one story: each refusal, then the change"
+)]
+async fn changing_the_password_from_a_session() {
+    let (dir, auth) = load("change", false);
+    let app = app_with_admin(&auth);
+    let (id, csrf) = session(&app).await;
+    let other = send(&app, json_login(BOB, PASSWORD)).await.session();
+    assert_eq!(auth.sessions().len(), 2);
+    let mine = Some((id.as_str(), Some(csrf.as_str())));
+    let new = "correct horse battery";
+
+    // Without the CSRF token.
+    let r = send(
+        &app,
+        change(
+            ALICE,
+            Some((&id, None)),
+            &json!({"current": PASSWORD, "new": new}),
+        ),
+    )
+    .await;
+    r.error(StatusCode::FORBIDDEN, "csrf");
+    // Wrong current password: 403, not 401 (which would log the dashboard out).
+    let r = send(
+        &app,
+        change(ALICE, mine, &json!({"current": "not it", "new": new})),
+    )
+    .await;
+    let message = r.error(StatusCode::FORBIDDEN, "wrong_password");
+    assert!(message.contains("`current`"), "{message}");
+    // A new password that `ntop -A` would refuse.
+    for (weak, what) in [("short", "too short (5 characters)"), ("", "is empty")] {
+        let r = send(
+            &app,
+            change(ALICE, mine, &json!({"current": PASSWORD, "new": weak})),
+        )
+        .await;
+        let message = r.error(StatusCode::BAD_REQUEST, "weak_password");
+        assert!(
+            message.contains(what) && message.contains("at least 8"),
+            "{message}"
+        );
+    }
+    // Malformed requests.
+    let r = send(&app, change(ALICE, mine, &json!({"current": PASSWORD}))).await;
+    let message = r.error(StatusCode::BAD_REQUEST, "bad_request");
+    assert!(message.contains("\"new\""), "{message}");
+    let r = send(
+        &app,
+        from(ALICE)
+            .method("POST")
+            .path("/api/v1/password")
+            .header("cookie", format!("ntop_session={id}"))
+            .header("x-csrf-token", &csrf)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("current=x&new=y"),
+    )
+    .await;
+    r.error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    let r = send(
+        &app,
+        from(ALICE)
+            .path("/api/v1/password")
+            .header("cookie", format!("ntop_session={id}")),
+    )
+    .await;
+    r.error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    assert_eq!(r.header(header::ALLOW), Some("POST"));
+    assert_eq!(auth.sessions().len(), 2, "nothing changed yet");
+
+    // Success: the caller's session goes on, the other one ends.
+    let r = send(
+        &app,
+        change(ALICE, mine, &json!({"current": PASSWORD, "new": new})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            StatusCode::OK,
+            json!({"sessions_ended": 1, "session_kept": true})
+        )
+    );
+    assert_eq!(r.header(header::CACHE_CONTROL), Some("no-store"));
+    let with_cookie = |id: &str| {
+        from(ALICE)
+            .path("/api/v1/session")
+            .header("cookie", format!("ntop_session={id}"))
+    };
+    assert_eq!(send(&app, with_cookie(&id)).await.status, StatusCode::OK);
+    send(&app, with_cookie(&other))
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // The new password works, the old one does not, on disk too.
+    let basic_get = |pw: &str| {
+        from(BOB)
+            .path("/api/v1/interfaces")
+            .header("authorization", basic(pw))
+    };
+    assert_eq!(send(&app, basic_get(new)).await.status, StatusCode::OK);
+    send(&app, basic_get(PASSWORD))
+        .await
+        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(password::verify(&dir, new).unwrap());
+    assert!(!password::verify(&dir, PASSWORD).unwrap());
+    assert_eq!(
+        std::fs::metadata(dir.file(password::FILE))
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap(),
+        0o600
+    );
+    // A SIGHUP reload sees the same hash: no session ends.
+    assert!(!auth.reload_password().unwrap());
+    assert_eq!(auth.sessions().len(), 1);
+    let r = send(&app, json_login(BOB, new)).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn changing_the_password_with_basic_ends_every_session_and_is_throttled() {
+    let (_dir, auth) = load("change-basic", false);
+    let app = app_with_admin(&auth);
+    let _ = session(&app).await;
+    let carol = "198.18.0.3:40000";
+    // Wrong current passwords count as failed logins of the client's address.
+    for _ in 0..5 {
+        let r = send(
+            &app,
+            change(
+                carol,
+                None,
+                &json!({"current": "nope", "new": "new password"}),
+            )
+            .header("authorization", basic(PASSWORD)),
+        )
+        .await;
+        r.error(StatusCode::FORBIDDEN, "wrong_password");
+    }
+    let r = send(
+        &app,
+        change(
+            carol,
+            None,
+            &json!({"current": PASSWORD, "new": "new password"}),
+        )
+        .header("authorization", basic(PASSWORD)),
+    )
+    .await;
+    r.error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(r.header(header::RETRY_AFTER).is_some());
+    // From another address, with Basic: no session of the caller to keep.
+    let r = send(
+        &app,
+        change(
+            BOB,
+            None,
+            &json!({"current": PASSWORD, "new": "new password"}),
+        )
+        .header("authorization", basic(PASSWORD)),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            StatusCode::OK,
+            json!({"sessions_ended": 1, "session_kept": false})
+        )
+    );
+    assert!(auth.sessions().is_empty());
+}
+
+/// A 401 to the dashboard's own requests (`X-Requested-With`, or a session cookie as an
+/// `EventSource` sends it) has no Basic challenge, so the browser shows no password dialog and
+/// the page can go to `/login`; scripts still get the challenge.
+#[tokio::test]
+async fn no_basic_challenge_for_the_page() {
+    let (_dir, auth) = load("challenge", false);
+    let app = app_with(&auth, false);
+    let r = send(&app, from(ALICE).path("/api/v1/interfaces")).await;
+    r.error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        r.header(header::WWW_AUTHENTICATE).is_some(),
+        "scripts get it"
+    );
+    let r = send(
+        &app,
+        from(ALICE)
+            .path("/api/v1/interfaces")
+            .header("x-requested-with", "XMLHttpRequest"),
+    )
+    .await;
+    r.error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(r.header(header::WWW_AUTHENTICATE), None);
+    let r = send(
+        &app,
+        from(ALICE)
+            .path("/api/v1/events")
+            .header("cookie", "ntop_session=ended"),
+    )
+    .await;
+    r.error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(r.header(header::WWW_AUTHENTICATE), None);
+}
+
+/// The login page lets the browser send its origin with the form (`Referrer-Policy:
+/// same-origin`; `no-referrer` makes Chromium send `Origin: null`, which is refused) and
+/// names the dashboard's icon.
+#[tokio::test]
+async fn login_page_headers() {
+    let (_dir, auth) = load("login-headers", false);
+    let app = app_with(&auth, false);
+    let r = send(&app, from(ALICE).path("/login")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header(header::REFERRER_POLICY), Some("same-origin"));
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("/static/favicon.svg"), "{body}");
+    assert!(
+        r.header(header::CONTENT_SECURITY_POLICY)
+            .is_some_and(|c| c.contains("img-src 'self'")),
+        "the icon is allowed"
+    );
+}

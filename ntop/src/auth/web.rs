@@ -9,9 +9,12 @@
 //!    `401`, whatever `--web-public-read` says.
 //! 3. No credentials: `401 unauthorized` with `WWW-Authenticate: Basic realm="ntop"`, unless
 //!    [`AuthConfig::public_read`](super::AuthConfig::public_read) and the request is a
-//!    `GET`/`HEAD` outside `/api/v1/tokens` and `/api/v1/session`.
-//! 4. API tokens cannot manage API tokens nor reset the statistics (`403 forbidden`): a leaked
-//!    token must not be able to mint more or wipe the counts.
+//!    `GET`/`HEAD` outside the admin routes (`is_admin`). A browser asking for a page
+//!    (`GET`/`HEAD` outside `/api/` and `/metrics`, `Accept` naming `text/html`, no
+//!    `Authorization`) is sent to `/login` with `303 See Other` instead.
+//! 4. API tokens cannot use the admin routes (`403 forbidden`): manage API tokens, change the
+//!    password, reset the statistics, read the configuration or the log. A leaked token must
+//!    not be able to mint more, lock the admin out or wipe the counts.
 //! 5. A state-changing method with a session cookie needs the session's CSRF token in
 //!    `X-CSRF-Token` (`403 csrf`). Basic and Bearer need none: browsers attach neither to
 //!    cross-site requests on their own, except Basic after a prompt, which step 1 covers.
@@ -37,9 +40,9 @@ use warp::{
     http::{
         HeaderMap, HeaderValue, Method, StatusCode,
         header::{
-            AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
-            COOKIE, LOCATION, ORIGIN, REFERRER_POLICY, SET_COOKIE, X_CONTENT_TYPE_OPTIONS,
-            X_FRAME_OPTIONS,
+            ACCEPT, AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_SECURITY_POLICY,
+            CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, REFERRER_POLICY, SET_COOKIE, WWW_AUTHENTICATE,
+            X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
         },
         uri::Authority,
     },
@@ -161,7 +164,13 @@ where
         .and(with_auth.clone())
         .and(warp::method())
         .then(token_item);
+    let password = warp::path!("api" / "v1" / "password")
+        .and(request())
+        .and(warp::body::stream())
+        .then(password_request);
     let routes = session
+        .or(password)
+        .unify()
         .or(token_list
             .or(token_item)
             .unify()
@@ -169,27 +178,65 @@ where
             .unify()
             .map(Routed::Response))
         .unify();
-    let protected = with_auth.and(request()).and_then(guard).and(routes).map(
-        |principal, routed| match routed {
-            Routed::Response(r) => r,
-            Routed::Session => session_info(&principal),
-        },
-    );
+    let protected = with_auth
+        .clone()
+        .and(request())
+        .and_then(guard)
+        .and(routes)
+        .and(with_auth)
+        .then(|principal, routed, auth| async move {
+            match routed {
+                Routed::Response(r) => r,
+                Routed::Session => session_info(&principal),
+                Routed::Password { req, body } => change_password(&auth, &principal, &req, &body)
+                    .await
+                    .unwrap_or_else(|e| e.to_response()),
+            }
+        });
 
-    login
+    let routes = login
         .or(logout)
         .unify()
         .or(protected)
         .unify()
         .recover(recover)
-        .unify()
+        .unify();
+    warp::header::headers_cloned()
+        .and(routes)
+        .map(|headers: HeaderMap, response: Response| quiet_401(&headers, response))
 }
 
-/// What the routes behind the guard produced: a response, or the session route, which needs
-/// the [`Principal`].
+/// Leaves the Basic challenge out of a 401 to the dashboard's own requests (they send
+/// `X-Requested-With`, or a session cookie, which is all an `EventSource` can send): with it,
+/// a browser would answer an ended session with its password dialog (and hold the request
+/// open meanwhile) instead of letting the page go to `/login`. Scripts and Prometheus still
+/// get the challenge.
+fn quiet_401(headers: &HeaderMap, mut response: Response) -> Response {
+    if response.status() == StatusCode::UNAUTHORIZED {
+        let page = headers.contains_key("x-requested-with")
+            || headers
+                .get_all(COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|h| h.split(';'))
+                .any(|pair| pair.trim().split('=').next() == Some(session::COOKIE));
+        if page {
+            response.headers_mut().remove(WWW_AUTHENTICATE);
+        }
+    }
+    response
+}
+
+/// What the routes behind the guard produced: a response, or the session and password
+/// routes, which need the [`Principal`].
 enum Routed {
     Response(Response),
     Session,
+    /// `POST /api/v1/password` with its body read.
+    Password {
+        req: Req,
+        body: Vec<u8>,
+    },
 }
 
 /// Renders a rejection: the layer's [`AuthError`]s here, the rest by
@@ -210,12 +257,39 @@ fn is_public(path: &str) -> bool {
     path == "/api/v1/health" || path.starts_with("/static/")
 }
 
-/// Routes only credentials may use, whatever `--web-public-read` says.
+/// Routes only credentials may use, whatever `--web-public-read` says (and, but for
+/// `/api/v1/session`, not API tokens).
 fn is_admin(path: &str) -> bool {
     path == "/api/v1/session"
         || path == "/api/v1/tokens"
         || path.starts_with("/api/v1/tokens/")
         || path == "/api/v1/reset"
+        || path == "/api/v1/password"
+        || path == "/api/v1/config"
+        || path == "/api/v1/log"
+}
+
+/// Whether a request without credentials is a browser asking for a page, which is better
+/// sent to the login page than answered with JSON: `GET`/`HEAD`, outside the API and
+/// `/metrics`, `Accept` naming `text/html`, and no `Authorization` header (a client that sent
+/// wrong credentials gets the 401).
+fn wants_login_page(req: &Req) -> bool {
+    matches!(req.method, Method::GET | Method::HEAD)
+        && !(req.path == "/api" || req.path.starts_with("/api/"))
+        && req.path != "/metrics"
+        && !req.headers.contains_key(AUTHORIZATION)
+        && req
+            .headers
+            .get_all(ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|media| {
+                media
+                    .split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/html"))
+            })
 }
 
 fn is_safe(method: &Method) -> bool {
@@ -244,7 +318,12 @@ async fn guard(auth: Arc<Auth>, req: Req) -> Result<Principal, Rejection> {
     if is_public(&req.path) {
         return Ok(Principal::Public);
     }
-    check(&auth, &req).await.map_err(warp::reject::custom)
+    check(&auth, &req).await.map_err(|e| {
+        warp::reject::custom(match e {
+            AuthError::Unauthorized(_) if wants_login_page(&req) => AuthError::LoginRequired,
+            e => e,
+        })
+    })
 }
 
 async fn check(auth: &Arc<Auth>, req: &Req) -> Result<Principal, AuthError> {
@@ -266,8 +345,9 @@ async fn check(auth: &Arc<Auth>, req: &Req) -> Result<Principal, AuthError> {
         && req.path != "/api/v1/session"
     {
         return Err(AuthError::Forbidden(
-            "API tokens cannot manage API tokens or reset the statistics; log in, or use HTTP \
-             Basic with the admin password",
+            "API tokens cannot manage API tokens, change the password, reset the statistics, \
+             or read the configuration and the log; log in, or use HTTP Basic with the admin \
+             password",
         ));
     }
     if let Principal::Session { csrf_token, .. } = &principal
@@ -592,8 +672,8 @@ font-size:1em}button{margin-top:1.5em;width:100%;padding:.6em;font-size:1em;curs
 /// The login page's policy: no scripts, no external anything, the one inline style by hash.
 static LOGIN_CSP: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "default-src 'none'; style-src 'sha256-{}'; form-action 'self'; frame-ancestors \
-         'none'; base-uri 'none'",
+        "default-src 'none'; style-src 'sha256-{}'; img-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
         STANDARD.encode(Sha256::digest(STYLE.as_bytes()))
     )
 });
@@ -605,7 +685,8 @@ fn login_page(status: StatusCode, error: Option<&'static str>) -> Response {
         html,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>ntop: log in</title><style>{STYLE}</style></head>\n<body>\
+         <title>ntop: log in</title><link rel=\"icon\" href=\"/static/favicon.svg\">\
+         <style>{STYLE}</style></head>\n<body>\
          <form method=\"post\" action=\"/login\"><h1>ntop</h1>"
     );
     if let Some(error) = error {
@@ -626,7 +707,9 @@ fn login_page(status: StatusCode, error: Option<&'static str>) -> Response {
         headers.insert(CONTENT_SECURITY_POLICY, csp);
     }
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: with it, Chromium posts the form with `Origin: null`, which the
+    // Origin check refuses. `same-origin` sends the real origin to us and nothing elsewhere.
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     no_store(response)
 }
 
@@ -880,6 +963,92 @@ async fn token_item(id: String, auth: Arc<Auth>, method: Method) -> Response {
         Ok(Err(e)) => e.to_response(),
         Err(e) => AuthError::Internal(format!("token revocation failed: {e}")).to_response(),
     }
+}
+
+// ---- Changing the password ----
+
+/// `/api/v1/password` behind the guard: a `POST`'s body, read (at most [`BODY_LIMIT`]).
+async fn password_request<S, B>(req: Req, body: S) -> Routed
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    if req.method != Method::POST {
+        return Routed::Response(AuthError::MethodNotAllowed { allow: "POST" }.to_response());
+    }
+    match read_body(&req.headers, body).await {
+        Ok(body) => Routed::Password { req, body },
+        Err(e) => Routed::Response(e.to_response()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePassword {
+    current: String,
+    new: String,
+}
+
+#[derive(Serialize)]
+struct PasswordChanged {
+    /// Sessions that ended (every one but the caller's).
+    sessions_ended: usize,
+    /// Whether the caller's session goes on (a session kept, not Basic).
+    session_kept: bool,
+}
+
+/// `POST /api/v1/password` `{"current", "new"}`: checks the new password's rules, then the
+/// current password (throttled with the logins of the client's address), stores the new
+/// hash and ends every other session.
+async fn change_password(
+    auth: &Arc<Auth>,
+    principal: &Principal,
+    req: &Req,
+    body: &[u8],
+) -> Result<Response, AuthError> {
+    if kind(&req.headers) != Some(Kind::Json) {
+        return Err(AuthError::UnsupportedMediaType {
+            expected: "application/json: {\"current\": \"...\", \"new\": \"...\"}",
+        });
+    }
+    let ChangePassword { current, new } = serde_json::from_slice(body).map_err(|e| {
+        AuthError::BadRequest(format!(
+            "the body must be a JSON object {{\"current\": \"<the password now>\", \"new\": \
+             \"<the new password>\"}}: {e}"
+        ))
+    })?;
+    super::password::check_new(&new)?;
+    let attempt = auth
+        .limiter()
+        .begin(ClientKey::of(req.client), Instant::now())
+        .map_err(|retry_after| AuthError::RateLimited { retry_after })?;
+    if !auth.verify_password(current).await {
+        attempt.failed(Instant::now());
+        tracing::warn!(client = ?req.client, "password change refused: wrong current password");
+        return Err(AuthError::WrongPassword);
+    }
+    attempt.succeeded();
+    // The caller's own session goes on; Basic callers have none.
+    let keep = if matches!(principal, Principal::Session { .. }) {
+        let now = Instant::now();
+        session_cookies(&req.headers)
+            .into_iter()
+            .find(|id| auth.sessions().validate(id, now).is_some())
+    } else {
+        None
+    };
+    let ended = auth.change_password(new, keep.as_deref()).await?;
+    tracing::warn!(
+        client = ?req.client,
+        "the admin password was changed from the web; {ended} other session(s) ended"
+    );
+    Ok(no_store(json(
+        StatusCode::OK,
+        &PasswordChanged {
+            sessions_ended: ended,
+            session_kept: keep.is_some(),
+        },
+    )))
 }
 
 #[cfg(test)]

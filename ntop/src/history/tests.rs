@@ -2,7 +2,7 @@ use std::{
     fs,
     net::Ipv4Addr,
     path::PathBuf,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use super::*;
@@ -480,71 +480,4 @@ fn read_only_then_recovery_with_bounded_backlog() {
         sum(&h.query(&eth0(), from, to, None).unwrap()),
         total(30..81, c)
     );
-}
-
-/// Bytes on disk per host-day and write cost per poll. Run in release:
-/// `cargo test --release -p ntop --lib history::tests::measure -- --ignored --nocapture`
-#[test]
-#[ignore = "measurement, prints numbers"]
-fn measure() {
-    // Bytes per host-day: 1000 hosts, one day of minute rows, rolled into hours after a day.
-    let t = tmp("measure-day");
-    let mut h = History::open(&t.1, HistoryConfig::default()).unwrap();
-    let hosts = 1000u32;
-    let base = h.usage_bytes().unwrap();
-    let mut p = points(0, hosts);
-    p.interfaces.clear();
-    p.protocols.clear();
-    for m in 0..1440 {
-        h.record(at(m * 60), &p).unwrap();
-    }
-    h.flush().unwrap();
-    h.downsample_and_expire(at(1440 * 60)).unwrap();
-    let minute = h.usage_bytes().unwrap() - base;
-    println!(
-        "minute rows: {} bytes per host-day ({} hosts, 1440 rows each)",
-        minute / u64::from(hosts),
-        hosts
-    );
-    h.downsample_and_expire(at(2 * 1440 * 60 + 3600)).unwrap();
-    let hour = h.usage_bytes().unwrap() - base;
-    println!(
-        "hour rows: {} bytes per host-day (24 rows each)",
-        hour / u64::from(hosts)
-    );
-    drop(h);
-
-    for n in [10_000u32, 100_000] {
-        let t = tmp(&format!("measure-{n}"));
-        let mut h = History::open(&t.1, HistoryConfig::default()).unwrap();
-        let mut p = points(0, n);
-        p.protocols = (0..40)
-            .map(|s| ("eth0".into(), s, c(u64::from(s))))
-            .collect();
-        let mut poll = Duration::ZERO;
-        let mut worst_poll = Duration::ZERO;
-        let mut minute_flush = Vec::new();
-        // Three minutes of polls; the first poll of each minute writes the previous minute.
-        for s in 0..180 {
-            let start = Instant::now();
-            h.record(at(s), &p).unwrap();
-            let d = start.elapsed();
-            if s % 60 == 0 && s > 0 {
-                minute_flush.push(d);
-            } else {
-                poll += d;
-                worst_poll = worst_poll.max(d);
-            }
-        }
-        println!(
-            "{n} hosts: per poll {:?} mean, {:?} worst (interface + 40 protocol rows, host deltas \
-             summed in memory); minute flush of {n} host rows: {:?}",
-            poll / 178,
-            worst_poll,
-            minute_flush
-        );
-        let start = Instant::now();
-        h.downsample_and_expire(at(180)).unwrap();
-        println!("{n} hosts: downsample_and_expire {:?}", start.elapsed());
-    }
 }

@@ -21,12 +21,14 @@ use super::{
         ProtocolsResponse,
     },
 };
-use crate::state::{HostQuery, Order, SharedState, SortKey, State, display_addr, key_addr};
+use crate::state::{HostQuery, Order, Scope, SharedState, SortKey, State, display_addr, key_addr};
 
 /// Hosts per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;
 /// Most hosts per page.
 pub const MAX_LIMIT: usize = 10_000;
+/// Longest search text (`q`), in characters.
+pub const MAX_SEARCH: usize = 256;
 
 /// Query parameters, as warp decodes them (in order, duplicates kept).
 pub type Query = Vec<(String, String)>;
@@ -50,16 +52,24 @@ pub async fn interfaces(state: SharedState) -> Result<Response, Rejection> {
     .await
 }
 
-/// `GET /api/v1/hosts?sort=&order=&limit=&offset=&interface=`.
+/// `GET /api/v1/hosts?sort=&order=&limit=&offset=&interface=&q=&scope=`.
 ///
 /// # Errors
 ///
 /// Rejects with an [`ApiError`] (rendered by [`handle_rejection`](super::handle_rejection)):
 /// an unknown, repeated or invalid parameter, or an unknown interface.
 pub async fn hosts(query: Query, state: SharedState) -> Result<Response, Rejection> {
-    const ALLOWED: [&str; 5] = ["sort", "order", "limit", "offset", "interface"];
-    const ALLOWED_TEXT: &str = "`sort`, `order`, `limit`, `offset` and `interface`";
-    let [sort, order, limit, offset, interface] =
+    const ALLOWED: [&str; 7] = [
+        "sort",
+        "order",
+        "limit",
+        "offset",
+        "interface",
+        "q",
+        "scope",
+    ];
+    const ALLOWED_TEXT: &str = "`sort`, `order`, `limit`, `offset`, `interface`, `q` and `scope`";
+    let [sort, order, limit, offset, interface, search, scope] =
         params(query, ALLOWED, ALLOWED_TEXT).map_err(warp::reject::custom)?;
     let sort = match sort {
         None => SortKey::default(),
@@ -95,6 +105,31 @@ pub async fn hosts(query: Query, state: SharedState) -> Result<Response, Rejecti
             expected: "a whole number, 0 or more".to_owned(),
         })?,
     };
+    let search = match search {
+        Some(v) if v.chars().count() > MAX_SEARCH => {
+            return Err(warp::reject::custom(ApiError::InvalidParameter {
+                name: "q",
+                value: v,
+                expected: format!("at most {MAX_SEARCH} characters"),
+            }));
+        }
+        // An emptied search box lists every host.
+        Some(v) if v.trim().is_empty() => None,
+        Some(v) => Some(v.trim().to_owned()),
+        None => None,
+    };
+    let scope = match scope.as_deref() {
+        None | Some("all") => None,
+        Some("local") => Some(Scope::Local),
+        Some("remote") => Some(Scope::Remote),
+        Some(_) => {
+            return Err(warp::reject::custom(ApiError::InvalidParameter {
+                name: "scope",
+                value: scope.unwrap_or_default(),
+                expected: "`all`, `local` or `remote`".to_owned(),
+            }));
+        }
+    };
     with_state(state, move |s| {
         let ifindex = interface.map(|name| ifindex_of(s, name)).transpose()?;
         let page = s.hosts(&HostQuery {
@@ -103,6 +138,8 @@ pub async fn hosts(query: Query, state: SharedState) -> Result<Response, Rejecti
             offset,
             limit,
             ifindex,
+            search,
+            scope,
         });
         Ok(json(
             StatusCode::OK,

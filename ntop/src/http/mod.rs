@@ -15,22 +15,28 @@
 //! | route | handler |
 //! |---|---|
 //! | `GET /api/v1/interfaces` | [`handlers::interfaces`] |
-//! | `GET /api/v1/hosts?sort=&order=&limit=&offset=&interface=` | [`handlers::hosts`] |
+//! | `GET /api/v1/hosts?sort=&order=&limit=&offset=&interface=&q=&scope=` | [`handlers::hosts`] |
 //! | `GET /api/v1/hosts/{ip}` | [`handlers::host`] |
 //! | `GET /api/v1/protocols?interface=` | [`handlers::protocols`] |
 //! | `GET /api/v1/health` | [`handlers::health`] |
 //! | `GET /api/v1/status` | [`admin`] |
 //! | `POST /api/v1/reset` | [`admin`] |
+//! | `GET /api/v1/config`, `GET /api/v1/log?lines=` | [`admin::config_and_log`] |
+//! | `POST /api/v1/password` | [`crate::auth`] (it owns the password) |
 //! | `GET /api/v1/history?interface=&protocol=\|host=&from=&to=&resolution=` | [`history::history_api`] |
 //! | `GET /api/v1/hosts/{ip}/usage?interface=&tz=` | [`history::history_api`] |
 //! | `GET /api/v1/dump.json?interface=` | [`history::history_api`] |
 //! | `GET /api/v1/dump.csv?interface=` | [`history::history_api`] |
+//! | `GET /api/v1/events` (server-sent events) | [`events::Events::routes`] |
+//! | `GET /`, `GET /static/{name}` (the dashboard) | [`dashboard::routes`] |
 //!
 //! The history and dump routes are a separate filter, [`history::history_api`] (they need the
 //! data directory), combined with `api` by the caller.
 
 pub mod admin;
+pub mod dashboard;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod history;
 #[cfg(test)]

@@ -8,6 +8,7 @@ use std::{
     borrow::Cow,
     fmt,
     net::IpAddr,
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -207,6 +208,14 @@ pub struct Host<'a> {
     pub first_seen: Timestamp,
     /// Last sample in which its counters changed.
     pub last_seen: Timestamp,
+    /// In a local subnet (`-m`).
+    pub local: bool,
+    /// Its name (reverse DNS); `null` when not known (yet), or with `-n`.
+    #[serde(serialize_with = "shared_str")]
+    pub name: Option<Arc<str>>,
+    /// Its MAC address (`02:00:5e:00:53:01`) from the kernel's neighbour table of the
+    /// interface; `null` when not known (a host behind a router has none there).
+    pub mac: Option<String>,
 }
 
 /// A host's totals by L4 class; the field names are
@@ -246,7 +255,23 @@ impl<'a> From<state::HostView<'a>> for Host<'a> {
             },
             first_seen: Timestamp(v.first_seen),
             last_seen: Timestamp(v.last_seen),
+            local: v.local,
+            name: v.name,
+            mac: v.mac.map(state::format_mac),
         }
+    }
+}
+
+/// Serializes a shared string (serde's `rc` feature is not enabled: it would allow
+/// deserializing into `Arc`, which we never need).
+#[expect(
+    clippy::ref_option,
+    reason = "serde's serialize_with passes the field by reference"
+)]
+fn shared_str<S: Serializer>(s: &Option<Arc<str>>, serializer: S) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => serializer.serialize_some(&**s),
+        None => serializer.serialize_none(),
     }
 }
 

@@ -123,6 +123,7 @@ fn host_1() -> Value {
         "ip": "198.18.0.1", "interface": "veth0",
         "sent": traffic(1600, 16, 1000.0, 10.0), "received": traffic(100, 1, 0.0, 0.0),
         "protocols": protocols, "first_seen": AT_0, "last_seen": AT_1,
+        "local": false, "name": null, "mac": null,
     })
 }
 
@@ -133,6 +134,7 @@ fn host_2() -> Value {
         "ip": "198.18.0.2", "interface": "veth0",
         "sent": traffic(50, 1, 50.0, 1.0), "received": traffic(0, 0, 0.0, 0.0),
         "protocols": protocols, "first_seen": AT_1, "last_seen": AT_1,
+        "local": false, "name": null, "mac": null,
     })
 }
 
@@ -143,6 +145,7 @@ fn host_v6() -> Value {
         "ip": "2001:db8::2", "interface": "veth1",
         "sent": traffic(0, 0, 0.0, 0.0), "received": traffic(64, 1, 0.0, 0.0),
         "protocols": protocols, "first_seen": AT_0, "last_seen": AT_0,
+        "local": false, "name": null, "mac": null,
     })
 }
 
@@ -302,6 +305,67 @@ async fn hosts_sorting_paging_filtering() {
         body,
         json!({"total": 1, "offset": 0, "limit": 100, "hosts": [host_v6()]})
     );
+}
+
+#[tokio::test]
+async fn hosts_search_and_scope() {
+    let state = fixture();
+    {
+        let mut s = state.write().unwrap();
+        s.set_local(crate::subnets::Subnets::parse("198.18.0.0/15").unwrap());
+        s.set_names(Some(std::sync::Arc::new(
+            crate::state::search_tests::FakeNames::with(&[("198.18.0.1", "gw.example.net")]),
+        )));
+    }
+    let ips = |body: &Value| -> Vec<String> {
+        body["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["ip"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let cases: [(&str, &[&str]); 10] = [
+        ("q=198.18.0.2", &["198.18.0.2"]),
+        ("q=%3A%3A2", &["2001:db8::2"]),
+        ("q=GW", &["198.18.0.1"]),
+        ("q=example.net&scope=remote", &[]),
+        ("q=", &["198.18.0.1", "2001:db8::2", "198.18.0.2"]),
+        ("q=%20", &["198.18.0.1", "2001:db8::2", "198.18.0.2"]),
+        ("scope=local", &["198.18.0.1", "198.18.0.2"]),
+        ("scope=remote", &["2001:db8::2"]),
+        ("scope=all", &["198.18.0.1", "2001:db8::2", "198.18.0.2"]),
+        ("scope=local&interface=veth1", &[]),
+    ];
+    for (query, want) in cases {
+        let (status, body) = get(&state, &format!("/api/v1/hosts?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {body}");
+        assert_eq!(body["total"], want.len(), "{query}");
+        assert_eq!(ips(&body), want, "{query}");
+    }
+    let (_, body) = get(&state, "/api/v1/hosts?q=gw").await;
+    let mut want = host_1();
+    want["local"] = json!(true);
+    want["name"] = json!("gw.example.net");
+    assert_eq!(body["hosts"][0], want);
+    for (query, code) in [
+        ("scope=inside", "invalid_parameter"),
+        ("scope=", "invalid_parameter"),
+        ("q=a&q=b", "duplicate_parameter"),
+    ] {
+        assert_error(&state, "GET", &format!("/api/v1/hosts?{query}"), 400, code).await;
+    }
+    let long = "a".repeat(257);
+    assert_error(
+        &state,
+        "GET",
+        &format!("/api/v1/hosts?q={long}"),
+        400,
+        "invalid_parameter",
+    )
+    .await;
+    let (status, _) = get(&state, &format!("/api/v1/hosts?q={}", "a".repeat(256))).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -22,10 +22,13 @@
 //!   time counts from zero. The first sample has no rates (all 0).
 //! - A host missing from a later sample keeps its totals and first/last seen.
 
+mod annotate;
 mod carry;
 mod monotonic;
 mod names;
 pub mod query;
+#[cfg(test)]
+pub(crate) mod search_tests;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -42,6 +45,7 @@ use ntop_common::{
 };
 
 pub use self::{
+    annotate::{HostMacs, HostNames, Scope, format_mac},
     carry::Checkpoint,
     names::{Family, display_addr, key_addr, slot_name},
     query::{HostPage, HostQuery, HostView, InterfaceView, Order, ProtocolView, SortKey},
@@ -213,6 +217,8 @@ pub struct State {
     since_ms: Option<u64>,
     /// The next checkpoint writes every host, changed or not (after a reset or a new epoch).
     full_checkpoint: bool,
+    /// Local subnets, name and MAC sources, for listings (never used by `ingest`).
+    annotations: annotate::Annotations,
 }
 
 impl Default for State {
@@ -244,6 +250,7 @@ impl State {
             restored_ifaces: Vec::new(),
             since_ms: None,
             full_checkpoint: false,
+            annotations: annotate::Annotations::default(),
         }
     }
 

@@ -3,14 +3,28 @@
 //! Runs in the HTTP handlers (on a blocking thread, under the read lock); nothing here
 //! mutates. Listing hosts is O(hosts) to filter plus O(page × log page) to sort the page: a
 //! partial selection puts the page's hosts in front before only they are sorted.
+//!
+//! Filters (interface, [`Scope`], search) run in that first pass, before anything is sorted.
+//! A search formats each candidate's address into a stack buffer (no allocation), and only
+//! when the search text could be part of an address; names are matched once, against the
+//! name source's cache, before the pass. Names and MACs are looked up for the page's rows
+//! only.
 
-use std::{borrow::Cow, cmp::Ordering, net::IpAddr, time::SystemTime};
+use std::{
+    borrow::Cow,
+    cmp::Ordering,
+    collections::HashSet,
+    fmt::Write as _,
+    net::{IpAddr, Ipv6Addr},
+    sync::Arc,
+    time::SystemTime,
+};
 
 use ntop_common::counters::{Counter, HostCounters, HostKey, RECEIVED, SENT};
 
 use super::{
-    Family, Host, Interface, SLOTS, State, Traffic, carry, display_addr, from_epoch_ms, key_addr,
-    slot_name,
+    Family, Host, Interface, SLOTS, Scope, State, Traffic, carry, display_addr, from_epoch_ms,
+    key_addr, slot_name,
 };
 use crate::sample::CaptureMode;
 
@@ -118,7 +132,7 @@ impl Order {
 }
 
 /// Which page of which hosts, in which order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostQuery {
     /// Sort key; ties are broken by address, then ifindex, ascending.
     pub sort: SortKey,
@@ -130,6 +144,12 @@ pub struct HostQuery {
     pub limit: usize,
     /// Only hosts seen on this interface.
     pub ifindex: Option<u32>,
+    /// Only hosts whose displayed address (`198.18.0.1`, `2001:db8::1`) or known name
+    /// contains this text, ignoring case. `None` or empty: every host.
+    pub search: Option<String>,
+    /// Only local or only remote hosts, by the state's local subnets
+    /// ([`State::set_local`]). `None`: both.
+    pub scope: Option<Scope>,
 }
 
 impl Default for HostQuery {
@@ -140,6 +160,8 @@ impl Default for HostQuery {
             offset: 0,
             limit: 100,
             ifindex: None,
+            search: None,
+            scope: None,
         }
     }
 }
@@ -172,6 +194,14 @@ pub struct HostView<'a> {
     pub first_seen: SystemTime,
     /// Wall time of the last sample in which its counters changed (or `first_seen`).
     pub last_seen: SystemTime,
+    /// Whether its address is in a local subnet ([`State::set_local`]).
+    pub local: bool,
+    /// Its name (reverse DNS), if known. Looked up for [`State::hosts`] and
+    /// [`State::host_entries`] only; always `None` from [`State::each_host`].
+    pub name: Option<Arc<str>>,
+    /// Its MAC address on that interface, if the kernel's neighbour table has it. Looked up
+    /// as `name` is.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// One monitored interface.
@@ -282,15 +312,20 @@ impl State {
         out
     }
 
-    /// One page of hosts, filtered, sorted and paged as `q` says.
+    /// One page of hosts, filtered, sorted and paged as `q` says. The page's rows get their
+    /// names and MACs (a name not known yet is queued for a lookup, see
+    /// [`HostNames`](super::HostNames)).
     #[must_use]
     pub fn hosts(&self, q: &HostQuery) -> HostPage<'_> {
+        let filter = Filter::new(self, q);
         let mut keyed: Vec<Keyed> = self
             .hosts
             .iter()
             .zip(0_u32..)
             .filter(|(h, _)| {
-                q.ifindex.is_none_or(|want| h.key.ifindex == want) && carry::counted(&h.totals)
+                q.ifindex.is_none_or(|want| h.key.ifindex == want)
+                    && carry::counted(&h.totals)
+                    && filter.admits(h)
             })
             .map(|(h, index)| (self.sort_value(h, q.sort), h.key.addr, h.key.ifindex, index))
             .collect();
@@ -312,7 +347,7 @@ impl State {
             total,
             hosts: keyed[start..end]
                 .iter()
-                .map(|&(_, _, _, index)| self.host_view(&self.hosts[index as usize]))
+                .map(|&(_, _, _, index)| self.annotated_view(&self.hosts[index as usize]))
                 .collect(),
         }
     }
@@ -345,7 +380,15 @@ impl State {
                 .position(|i| i.ifindex == h.key.ifindex);
             (position.unwrap_or(usize::MAX), h.key.ifindex)
         });
-        found.into_iter().map(|h| self.host_view(h)).collect()
+        found.into_iter().map(|h| self.annotated_view(h)).collect()
+    }
+
+    /// [`host_view`](Self::host_view) with the name and the MAC looked up.
+    fn annotated_view<'a>(&'a self, h: &'a Host) -> HostView<'a> {
+        let mut view = self.host_view(h);
+        view.name = self.name_of(view.ip);
+        view.mac = self.mac_of(view.ip, view.ifindex);
+        view
     }
 
     fn host_view<'a>(&'a self, h: &'a Host) -> HostView<'a> {
@@ -357,8 +400,9 @@ impl State {
                 || Cow::Owned(format!("ifindex-{}", h.key.ifindex)),
                 |i| Cow::Borrowed(i.name.as_str()),
             );
+        let ip = display_addr(h.key.addr);
         HostView {
-            ip: display_addr(h.key.addr),
+            ip,
             ifindex: h.key.ifindex,
             interface,
             sent: self.traffic(h.totals.total(SENT), h.delta[SENT], h.generation),
@@ -366,6 +410,9 @@ impl State {
             classes: &h.totals,
             first_seen: from_epoch_ms(h.first_seen_ms),
             last_seen: from_epoch_ms(h.last_seen_ms),
+            local: self.is_local(ip),
+            name: None,
+            mac: None,
         }
     }
 
@@ -408,5 +455,98 @@ fn comparator(sort: SortKey, order: Order) -> impl Fn(&Keyed, &Keyed) -> Orderin
         } else {
             directed(a.0.cmp(&b.0)).then(by_addr)
         }
+    }
+}
+
+/// The scope and search of a [`HostQuery`], prepared once per listing.
+struct Filter<'a> {
+    /// Only hosts whose locality is this, by these subnets.
+    scope: Option<(Scope, &'a crate::subnets::Subnets)>,
+    search: Option<Search>,
+}
+
+/// A search, lowercased, with the addresses whose names match it.
+struct Search {
+    needle: String,
+    /// Whether the needle could be part of a displayed address at all (hex digits, `:`, `.`):
+    /// if not, no address is formatted.
+    in_addresses: bool,
+    /// Key addresses whose known names contain the needle.
+    named: HashSet<[u8; 16]>,
+}
+
+impl<'a> Filter<'a> {
+    fn new(state: &'a State, q: &HostQuery) -> Self {
+        let search = q.search.as_deref().filter(|s| !s.is_empty()).map(|text| {
+            let needle = text.to_lowercase();
+            let in_addresses = needle
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+            let mut named = HashSet::new();
+            if let Some(names) = &state.annotations.names {
+                names.matching(&needle, &mut named);
+            }
+            Search {
+                needle,
+                in_addresses,
+                named: named.into_iter().map(key_addr).collect(),
+            }
+        });
+        Self {
+            scope: q.scope.map(|s| (s, &state.annotations.local)),
+            search,
+        }
+    }
+
+    fn admits(&self, h: &Host) -> bool {
+        if let Some((scope, local)) = self.scope {
+            // `contains` reads IPv4-mapped addresses as IPv4.
+            let is_local = local.contains(IpAddr::V6(Ipv6Addr::from(h.key.addr)));
+            if is_local != (scope == Scope::Local) {
+                return false;
+            }
+        }
+        let Some(search) = &self.search else {
+            return true;
+        };
+        search.named.contains(&h.key.addr)
+            || (search.in_addresses && {
+                let mut text = AddrText::default();
+                // A buffer of 64 bytes holds any address (45 at most); cannot fail.
+                let _ = write!(text, "{}", display_addr(h.key.addr));
+                text.as_str().contains(search.needle.as_str())
+            })
+    }
+}
+
+/// A displayed address, formatted on the stack.
+struct AddrText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Default for AddrText {
+    fn default() -> Self {
+        Self {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl AddrText {
+    fn as_str(&self) -> &str {
+        // Only `write_str` fills it, with whole `str`s.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for AddrText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }

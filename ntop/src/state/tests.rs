@@ -700,8 +700,8 @@ fn six_hosts() -> State {
     s
 }
 
-fn listed(s: &State, q: HostQuery) -> (usize, Vec<String>) {
-    let page = s.hosts(&q);
+fn listed(s: &State, q: &HostQuery) -> (usize, Vec<String>) {
+    let page = s.hosts(q);
     (
         page.total,
         page.hosts
@@ -884,7 +884,7 @@ fn sorting() {
     ];
     for (sort, order, want) in cases {
         assert_eq!(
-            listed(&s, by(sort, order)),
+            listed(&s, &by(sort, order)),
             (6, want.map(String::from).to_vec()),
             "{sort:?} {order:?}"
         );
@@ -903,31 +903,31 @@ fn paging_and_filtering() {
     let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     // Full order by total bytes, desc: .3, .1, 2001:db8::1, .2, .10, ::1.
     assert_eq!(
-        listed(&s, page(0, 2, None)),
+        listed(&s, &page(0, 2, None)),
         (6, names(&["192.0.2.3@7", "192.0.2.1@5"]))
     );
     assert_eq!(
-        listed(&s, page(2, 3, None)),
+        listed(&s, &page(2, 3, None)),
         (6, names(&["2001:db8::1@5", "192.0.2.2@5", "192.0.2.10@7"]))
     );
-    assert_eq!(listed(&s, page(5, 100, None)), (6, names(&["::1@5"])));
-    assert_eq!(listed(&s, page(6, 100, None)), (6, names(&[])));
-    assert_eq!(listed(&s, page(100, 100, None)), (6, names(&[])));
-    assert_eq!(listed(&s, page(0, 0, None)), (6, names(&[])));
+    assert_eq!(listed(&s, &page(5, 100, None)), (6, names(&["::1@5"])));
+    assert_eq!(listed(&s, &page(6, 100, None)), (6, names(&[])));
+    assert_eq!(listed(&s, &page(100, 100, None)), (6, names(&[])));
+    assert_eq!(listed(&s, &page(0, 0, None)), (6, names(&[])));
     assert_eq!(
-        listed(&s, page(usize::MAX, usize::MAX, None)),
+        listed(&s, &page(usize::MAX, usize::MAX, None)),
         (6, names(&[]))
     );
     // veth1 (ifindex 7) has .3 and .10.
     assert_eq!(
-        listed(&s, page(0, 100, Some(7))),
+        listed(&s, &page(0, 100, Some(7))),
         (2, names(&["192.0.2.3@7", "192.0.2.10@7"]))
     );
     assert_eq!(
-        listed(&s, page(1, 1, Some(7))),
+        listed(&s, &page(1, 1, Some(7))),
         (2, names(&["192.0.2.10@7"]))
     );
-    assert_eq!(listed(&s, page(0, 100, Some(99))), (0, names(&[])));
+    assert_eq!(listed(&s, &page(0, 100, Some(99))), (0, names(&[])));
 }
 
 #[test]

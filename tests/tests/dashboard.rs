@@ -1,0 +1,668 @@
+//! The web dashboard (issue 5) in a real browser: Debian's headless Chromium, driven through
+//! chromedriver ([`ntop_tests::browser`]), inside the daemon's test namespace, against the
+//! contract of docs/DASHBOARD.md (pages, hash routes, `data-testid` hooks).
+//!
+//! - log in through the login form; the Summary chart gains points while a bounded UDP flow
+//!   crosses the monitored veth, and the peer shows up among the top local talkers;
+//! - the hosts table lists what the API lists, sorts by a header in the API's order both ways,
+//!   searches (server-side) down to the matching hosts; the peer's row opens its page, whose
+//!   history chart plots the peer's traffic once the history (checked through the API) has it;
+//! - protocols, interfaces and admin pages render what the API says; the summary and hosts
+//!   pages fit a 360 px phone screen;
+//! - an API token created on the admin page works with `Authorization: Bearer` until it is
+//!   revoked there; logging out ends the session on the server, and `/` then leads to the login;
+//! - no page logs a console error (uncaught exceptions, failed requests, CSP violations).
+//!
+//! The oracles are the API's JSON (read with HTTP Basic, not through the page) and the link's
+//! counters; a screenshot of every page goes to `<target>/screenshots/dashboard_*.png`.
+//!
+//! Needs root (namespaces, BPF) and the browser `cargo xtask setup` installs; never skipped.
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    net::{IpAddr, SocketAddr},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    thread,
+    time::Duration,
+};
+
+use ntop_tests::{
+    LinkStats, Netns, TestNet, UdpSink, VethConfig,
+    browser::{Browser, DESKTOP, PHONE, WAIT, testid},
+    daemon::{API, BASIC_AUTH, Daemon, http_request},
+    link_stats, require_root, scratch_dir, udp_send, unique_name, wait_until,
+};
+use serde_json::{Value, json};
+
+/// Where the browser finds the daemon (inside the namespace both run in).
+const BASE: &str = "http://127.0.0.1:3000";
+/// UDP payload of every datagram of the flows.
+const PAYLOAD: usize = 100;
+/// A datagram's frame on the wire without FCS: Ethernet 14 + IPv4 20 + UDP 8 + payload.
+const FRAME4: u64 = 14 + 20 + 8 + PAYLOAD as u64;
+/// The same over IPv6 (header 40).
+const FRAME6: u64 = 14 + 40 + 8 + PAYLOAD as u64;
+/// Datagrams per burst of the IPv4 flow.
+const BURST: u32 = 10;
+/// At most this many bursts, 20 ms apart: at most 20,000 datagrams and about a minute.
+const MAX_BURSTS: u32 = 2000;
+/// Datagrams of the IPv6 flow (one burst): a second, smaller peer for sorting and searching.
+const V6_DATAGRAMS: u32 = 7;
+
+/// Sends the IPv4 flow from `from` in `ns` to `to` in bursts until `stop` (or
+/// [`MAX_BURSTS`]); counts what it sent in `sent`.
+fn flow(ns: &Netns, from: IpAddr, to: SocketAddr, stop: &AtomicBool, sent: &AtomicU64) {
+    for _ in 0..MAX_BURSTS {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        udp_send(ns, from, to.ip(), to.port(), BURST, PAYLOAD);
+        sent.fetch_add(u64::from(BURST), Ordering::Relaxed);
+        // Pacing, not synchronisation: a steady rate over several polls.
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `(ip, interface)` of every row of the hosts table, in the order shown.
+fn table_rows(b: &Browser) -> Vec<(String, String)> {
+    let v = b.eval(
+        "return Array.from(document.querySelectorAll(arguments[0]), \
+         r => [r.getAttribute('data-ip'), r.getAttribute('data-interface')]);",
+        vec![json!(format!(
+            "{} {}",
+            testid("hosts-table"),
+            testid("host-row")
+        ))],
+    );
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| {
+            (
+                r[0].as_str().unwrap_or("").to_owned(),
+                r[1].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// `(ip, interface)` of the hosts the API lists for `query` (`sort=ip&order=asc`…), in its order.
+fn api_rows(d: &Daemon, query: &str) -> Vec<(String, String)> {
+    let v = d.get(&format!("/api/v1/hosts?limit=1000&{query}"));
+    v["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| {
+            (
+                h["ip"].as_str().expect("ip").to_owned(),
+                h["interface"].as_str().expect("interface").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The `aria-sort` of the header button `sort-<key>` (or of the header cell it sits in).
+fn aria_sort(b: &Browser, key: &str) -> Option<String> {
+    b.eval(
+        "const e = document.querySelector(arguments[0]); if (!e) return null; \
+         return e.getAttribute('aria-sort') \
+             || (e.closest('th') && e.closest('th').getAttribute('aria-sort'));",
+        vec![json!(testid(&format!("sort-{key}")))],
+    )
+    .as_str()
+    .map(str::to_owned)
+}
+
+/// Clicks `sort-<key>` and waits until the table is sorted one way (by `aria-sort`) and its rows
+/// are in the API's order for that way; returns the way (`asc` or `desc`).
+#[track_caller]
+fn sort_by(b: &Browser, d: &Daemon, key: &str, before: Option<&str>) -> String {
+    b.click(&testid(&format!("sort-{key}")));
+    b.wait(
+        &format!("the hosts table sorted by {key} (not {before:?}) in the API's order"),
+        WAIT,
+        |b| {
+            let order = match aria_sort(b, key).as_deref() {
+                Some("ascending") => "asc",
+                Some("descending") => "desc",
+                _ => return None,
+            };
+            if Some(order) == before {
+                return None;
+            }
+            let want = api_rows(d, &format!("sort={key}&order={order}"));
+            (table_rows(b) == want).then(|| order.to_owned())
+        },
+    )
+}
+
+/// The sum of a history answer's points: (rx packets, rx bytes, tx packets, tx bytes).
+fn history_sum(v: &Value) -> (u64, u64, u64, u64) {
+    let points = v["points"].as_array().cloned().unwrap_or_default();
+    points.iter().fold((0, 0, 0, 0), |(a, b, c, d), p| {
+        let n = |k: &str| p[k].as_u64().unwrap_or(0);
+        (
+            a + n("rx_packets"),
+            b + n("rx_bytes"),
+            c + n("tx_packets"),
+            d + n("tx_bytes"),
+        )
+    })
+}
+
+/// Opens a page by its navigation link `nav`, waits for its element `root`, and checks that the
+/// console stayed clean (naming the page `page`).
+#[track_caller]
+fn open_page(b: &Browser, nav: &str, root: &str, page: &str) {
+    b.click(&testid(nav));
+    b.wait_testid(root);
+    b.assert_no_console_errors(page);
+}
+
+/// Whether the chart `selector` draws a line that is not flat: an SVG `path` inside it whose
+/// points have more than one y coordinate. (`data-points` counts the time points plotted, and
+/// the charts fill intervals without traffic with zeros, so it alone cannot tell traffic from
+/// none.)
+fn plots_traffic(b: &Browser, selector: &str) -> bool {
+    b.eval(
+        "const root = document.querySelector(arguments[0]); if (!root) return false; \
+         return Array.from(root.querySelectorAll('path')).some(p => { \
+           const n = (p.getAttribute('d') || '').match(/-?[0-9.]+/g) || []; \
+           return new Set(n.filter((_, i) => i % 2 === 1)).size > 1; });",
+        vec![json!(selector)],
+    ) == true
+}
+
+/// Whether the page shown fits the viewport's width: no horizontal scrolling of the page itself
+/// (wide tables scroll in their own box), and every navigation link inside the viewport.
+fn fits_width(b: &Browser) -> Result<(), String> {
+    let v = b.eval(
+        "const w = window.innerWidth; \
+         const wide = document.documentElement.scrollWidth; \
+         const out = Array.from(document.querySelectorAll('[data-testid^=\"nav-\"]')) \
+           .filter(a => { const r = a.getBoundingClientRect(); \
+                          return r.width === 0 || r.left < 0 || r.right > w + 0.5; }) \
+           .map(a => a.getAttribute('data-testid')); \
+         return [w, wide, out];",
+        vec![],
+    );
+    let (w, wide) = (v[0].as_u64(), v[1].as_u64());
+    if w < wide || v[2].as_array().is_none_or(|a| !a.is_empty()) {
+        return Err(format!(
+            "viewport width {w:?}, page width {wide:?}, navigation links outside: {}",
+            v[2]
+        ));
+    }
+    Ok(())
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What the steps of [`dashboard_pages_follow_the_traffic`] share.
+struct Scene<'a> {
+    net: &'a TestNet,
+    daemon: &'a Daemon<'a>,
+    browser: &'a Browser<'a>,
+    /// The monitored device (`veth-a`).
+    dev: &'a str,
+    /// The IPv4 peer (veth-b's address), the source of the flow.
+    peer: IpAddr,
+    /// The selector of the peer's row in the hosts table.
+    row: String,
+}
+
+/// Login, the Summary under traffic, the hosts table (listing, sorting, searching), a host's
+/// page and history, the protocols, interfaces and admin pages, and the phone width, with the
+/// API and the link counters as oracles.
+#[test]
+fn dashboard_pages_follow_the_traffic() {
+    require_root();
+    let net = TestNet::new(&VethConfig::default());
+    let dev = net.link.dev_a.as_str();
+    let peer = IpAddr::from(net.link.ipv4_b);
+    // Nothing crosses the quiet link before the flows (static neighbours, MLD done): from here
+    // on its counters are the oracle of everything ntop counts.
+    let base = link_stats(&net.a, dev);
+    let daemon = Daemon::start(&net.a, &["-i", dev]);
+    let browser = Browser::start(&net.a, "dashboard");
+    let scene = Scene {
+        net: &net,
+        daemon: &daemon,
+        browser: &browser,
+        dev,
+        peer,
+        row: format!("{}[data-ip=\"{peer}\"]", testid("host-row")),
+    };
+
+    // Without a session, `/` leads to the login page.
+    browser.goto(&format!("{BASE}/"));
+    let url = browser.current_url();
+    assert!(url.starts_with(&format!("{BASE}/login")), "{url}");
+    browser.assert_no_console_errors("/ without a session");
+    browser.log_in(BASE);
+    browser.wait_testid("nav-summary");
+
+    let sent = summary_under_traffic(&scene);
+    let iface = counted_exactly(&scene, &base, sent);
+    hosts_table(&scene);
+    host_page(&scene, sent);
+    other_pages(&scene, &iface);
+    phone_width(&scene);
+    drop(browser);
+    assert!(daemon.stop().success());
+}
+
+/// The Summary: its chart gains points while the IPv4 flow runs, and the peer is a top local
+/// talker; then a short IPv6 flow. Returns the IPv4 datagrams sent.
+fn summary_under_traffic(s: &Scene) -> u64 {
+    let (net, b) = (s.net, s.browser);
+    let sink = UdpSink::bind(&net.a, SocketAddr::new(net.link.ipv4_a.into(), 0));
+    let sink6 = UdpSink::bind(&net.a, SocketAddr::new(net.link.ipv6_a.into(), 0));
+    b.wait_testid("throughput-chart");
+    let stop = AtomicBool::new(false);
+    let sent = AtomicU64::new(0);
+    thread::scope(|scope| {
+        let (nb, peer, to, sent) = (&net.b, s.peer, sink.addr(), &sent);
+        let flag = &stop;
+        let flow = scope.spawn(move || flow(nb, peer, to, flag, sent));
+        // Stops the flow however this scope ends (a failed wait too), so the scope's join of
+        // the flow thread does not wait for the whole bounded flow.
+        let _stop = StopOnDrop(&stop);
+        let points = |b: &Browser| b.number_attr(&testid("throughput-chart"), "data-points");
+        let first = b.wait("data-points on the throughput chart", WAIT, points);
+        b.wait("the chart to gain three points", WAIT, |b| {
+            points(b).filter(|&p| p >= first + 3)
+        });
+        b.wait("the chart to plot the flow", WAIT, |b| {
+            plots_traffic(b, &testid("throughput-chart")).then_some(())
+        });
+        b.wait_visible(&format!(
+            "{} {}[data-ip=\"{}\"]",
+            testid("top-local"),
+            testid("host-link"),
+            s.peer
+        ));
+        let rate = wait_until(WAIT, Duration::from_millis(100), || {
+            let v = s.daemon.get("/api/v1/interfaces");
+            v["interfaces"][0]["rx"]["bytes_per_sec"]
+                .as_f64()
+                .filter(|&r| r > 0.0)
+        });
+        assert!(rate.is_some(), "the API never showed the flow's rate");
+        b.screenshot("summary");
+        b.assert_no_console_errors("summary");
+        stop.store(true, Ordering::Relaxed);
+        flow.join().expect("the flow thread");
+    });
+    let sent = sent.into_inner();
+    let to6 = sink6.addr();
+    udp_send(
+        &net.b,
+        net.link.ipv6_b.into(),
+        to6.ip(),
+        to6.port(),
+        V6_DATAGRAMS,
+        PAYLOAD,
+    );
+    assert_eq!(sink.wait_for(sent, Duration::from_secs(20)), sent);
+    let v6 = u64::from(V6_DATAGRAMS);
+    assert_eq!(sink6.wait_for(v6, Duration::from_secs(20)), v6);
+    sent
+}
+
+/// The link's counters and the frames worked out by hand against the API, once the daemon has
+/// polled everything; returns the interface as the API shows it.
+fn counted_exactly(s: &Scene, base: &LinkStats, sent: u64) -> Value {
+    let v6 = u64::from(V6_DATAGRAMS);
+    let link = link_stats(&s.net.a, s.dev).since(base);
+    assert_eq!(
+        link.rx_packets,
+        sent + v6,
+        "only the flows crossed the link"
+    );
+    let iface = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
+        let v = s.daemon.get("/api/v1/interfaces");
+        let i = &v["interfaces"][0];
+        (i["rx"]["packets"].as_u64() == Some(link.rx_packets)).then(|| i.clone())
+    })
+    .unwrap_or_else(|| panic!("ntop never counted the link's {link:?}"));
+    assert_eq!(
+        iface["rx"]["bytes"].as_u64(),
+        Some(sent * FRAME4 + v6 * FRAME6),
+        "every frame's bytes, worked out by hand"
+    );
+    let peer = s.daemon.get(&format!("/api/v1/hosts/{}", s.peer));
+    assert_eq!(
+        peer["entries"][0]["sent"]["packets"].as_u64(),
+        Some(sent),
+        "{peer}"
+    );
+    iface
+}
+
+/// The hosts table: the API's hosts, sorted both ways by a header in the API's order, and
+/// searched down to the matching hosts.
+fn hosts_table(s: &Scene) {
+    let (b, d) = (s.browser, s.daemon);
+    open_page(b, "nav-hosts", "hosts-table", "hosts");
+    b.wait_visible(&s.row);
+    let all: BTreeSet<_> = api_rows(d, "sort=ip").into_iter().collect();
+    assert!(all.len() >= 4, "both ends, IPv4 and IPv6: {all:?}");
+    b.wait("the table to list every host of the API", WAIT, |b| {
+        (table_rows(b).into_iter().collect::<BTreeSet<_>>() == all).then_some(())
+    });
+    let total = b.text(&testid("hosts-total")).unwrap_or_default();
+    assert!(
+        total.contains(&all.len().to_string()),
+        "hosts-total `{total}` for {} hosts",
+        all.len()
+    );
+    assert_eq!(
+        b.attr(&s.row, "data-interface").as_deref(),
+        Some(s.dev),
+        "the peer's row names the interface"
+    );
+    b.screenshot("hosts");
+
+    let way = sort_by(b, d, "ip", None);
+    let other = sort_by(b, d, "ip", Some(&way));
+    assert_ne!(way, other);
+    if sort_by(b, d, "sent_bytes", None) == "desc" {
+        assert_eq!(
+            table_rows(b).first().map(|r| r.0.clone()),
+            Some(s.peer.to_string()),
+            "the peer sent the most"
+        );
+    }
+    b.assert_no_console_errors("hosts, sorted");
+
+    for q in ["198.18.", "2001:db8::", &s.peer.to_string()] {
+        b.type_into(&testid("hosts-search"), q);
+        let want: BTreeSet<_> = api_rows(d, &format!("q={q}")).into_iter().collect();
+        let by_hand: BTreeSet<_> = all.iter().filter(|r| r.0.contains(q)).cloned().collect();
+        assert_eq!(want, by_hand, "the API's search for `{q}`");
+        assert!(
+            !want.is_empty() && want.len() < all.len(),
+            "`{q}`: {want:?}"
+        );
+        b.wait(&format!("only the hosts matching `{q}`"), WAIT, |b| {
+            (table_rows(b).into_iter().collect::<BTreeSet<_>>() == want).then_some(())
+        });
+    }
+    b.screenshot("hosts-search");
+    b.assert_no_console_errors("hosts, searched");
+}
+
+/// The peer's page, opened from its row in the (searched) hosts table: its history chart plots
+/// the minutes the API has for it.
+fn host_page(s: &Scene, sent: u64) {
+    let (b, d, peer) = (s.browser, s.daemon, s.peer);
+    let link = format!("{} a", s.row);
+    b.click(if b.count(&link) > 0 { &link } else { &s.row });
+    let detail = testid("host-detail");
+    b.wait("the peer's page", WAIT, |b| {
+        (b.attr(&detail, "data-ip") == Some(peer.to_string())).then_some(())
+    });
+    let url = b.current_url();
+    assert!(url.contains(&format!("#/hosts/{peer}")), "{url}");
+    // Host history is per minute, written once the minute is over: wait until the API has all
+    // the peer sent, then for the page (loaded again) to plot it.
+    let history = format!(
+        "/api/v1/history?interface={}&host={peer}&resolution=minute",
+        s.dev
+    );
+    let want = (0, 0, sent, sent * FRAME4);
+    wait_until(Duration::from_secs(90), Duration::from_millis(500), || {
+        (history_sum(&d.get(&history)) == want).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the history never had the peer's traffic: {}",
+            d.get(&history)
+        )
+    });
+    b.reload();
+    b.wait_testid("host-detail");
+    let chart = testid("host-history-chart");
+    b.wait("the host's history chart to plot its traffic", WAIT, |b| {
+        let points = b.number_attr(&chart, "data-points")?;
+        (points > 0 && plots_traffic(b, &chart)).then_some(())
+    });
+    b.wait_testid("usage-table");
+    b.screenshot("host");
+    b.assert_no_console_errors("host detail");
+}
+
+/// Protocols, interfaces and admin: each renders what the API says.
+fn other_pages(s: &Scene, iface: &Value) {
+    let b = s.browser;
+    open_page(b, "nav-protocols", "protocols-table", "protocols");
+    b.wait_testid("protocol-chart");
+    b.wait("UDP in the protocols table", WAIT, |b| {
+        b.text(&testid("protocols-table"))
+            .filter(|t| t.to_lowercase().contains("udp"))
+    });
+    b.screenshot("protocols");
+    open_page(b, "nav-interfaces", "interfaces-table", "interfaces");
+    let mode = iface["capture_mode"].as_str().expect("capture_mode");
+    b.wait("the interface and its capture mode", WAIT, |b| {
+        b.text(&testid("interfaces-table"))
+            .filter(|t| t.contains(s.dev) && t.contains(mode))
+    });
+    b.screenshot("interfaces");
+    open_page(b, "nav-admin", "token-create", "admin");
+    b.wait_testid("config");
+    b.wait_testid("log-lines");
+    b.screenshot("admin");
+    b.assert_no_console_errors("admin");
+}
+
+/// A phone: the summary and the hosts page fit 360 px (tables scroll in their own box).
+fn phone_width(s: &Scene) {
+    let b = s.browser;
+    b.set_viewport(PHONE);
+    b.goto(&format!("{BASE}/#/"));
+    b.wait_testid("throughput-chart");
+    b.wait("the summary to fit 360 px", WAIT, |b| fits_width(b).ok());
+    b.screenshot("summary-360");
+    b.goto(&format!("{BASE}/#/hosts"));
+    b.wait_visible(&s.row);
+    fits_width(b).unwrap_or_else(|e| panic!("hosts at 360 px: {e}"));
+    b.screenshot("hosts-360");
+    b.set_viewport(DESKTOP);
+    b.assert_no_console_errors("360 px pages");
+}
+
+/// An API token made on the admin page works with `Authorization: Bearer` (checked against the
+/// API) until it is revoked there; logging out ends the session on the server.
+#[test]
+fn dashboard_tokens_and_logout() {
+    require_root();
+    let ns = Netns::new();
+    let d = Daemon::start(&ns, &["-i", "lo"]);
+    let b = Browser::start(&ns, "dashboard_tokens");
+    b.log_in(BASE);
+    open_page(&b, "nav-admin", "token-create", "admin");
+
+    let name = format!("browser-{}", unique_name());
+    b.type_into(&testid("token-name"), &name);
+    b.click(&testid("token-create"));
+    let secret = b.wait("the new token's secret", WAIT, |b| {
+        let v = b
+            .try_eval(
+                "const e = document.querySelector(arguments[0]); \
+                 return e ? (e.value || e.innerText || '').trim() : null;",
+                vec![json!(testid("token-secret"))],
+            )
+            .ok()?;
+        v.as_str()
+            .and_then(|t| t.split_whitespace().find(|w| w.starts_with("ntop_")))
+            .map(str::to_owned)
+    });
+    b.screenshot("admin-token");
+    let bearer = format!("Bearer {secret}");
+    let get = |auth: &str, path: &str| {
+        http_request(&ns, API, "GET", path, &[("Authorization", auth)], b"")
+            .unwrap_or_else(|| panic!("no answer to GET {path}: {}", d.stderr()))
+    };
+    let r = get(&bearer, "/api/v1/interfaces");
+    assert_eq!(r.status, 200, "the new token works: {}", r.body);
+    let tokens = get(BASIC_AUTH, "/api/v1/tokens").json().expect("JSON");
+    let listed = tokens
+        .as_array()
+        .or_else(|| tokens["tokens"].as_array())
+        .and_then(|a| a.iter().find(|t| t["name"] == name.as_str()).cloned())
+        .unwrap_or_else(|| panic!("`{name}` in {tokens}"));
+    let id = listed["id"]
+        .as_str()
+        .map_or_else(|| listed["id"].to_string(), str::to_owned);
+    let row = format!("{}[data-id=\"{id}\"]", testid("token-row"));
+    b.wait_visible(&row);
+
+    // Revoke it on the page (accepting a confirmation if the page asks for one).
+    b.click(&format!("{row} {}", testid("token-revoke")));
+    b.wait("the token's row to go", WAIT, |b| {
+        let _ = b.accept_dialog();
+        let n = b
+            .try_eval(
+                "return document.querySelectorAll(arguments[0]).length;",
+                vec![json!(row)],
+            )
+            .ok()?;
+        (n == 0).then_some(())
+    });
+    let r = get(&bearer, "/api/v1/interfaces");
+    assert_eq!(r.status, 401, "the revoked token is refused: {}", r.body);
+    let tokens = get(BASIC_AUTH, "/api/v1/tokens").body;
+    assert!(!tokens.contains(&name), "{tokens}");
+    b.assert_no_console_errors("admin, tokens");
+
+    // Log out: the session ends on the server, and `/` leads to the login page.
+    let cookie = b
+        .cookie("ntop_session")
+        .expect("the session cookie while logged in");
+    let session = |cookie: &str| {
+        http_request(
+            &ns,
+            API,
+            "GET",
+            "/api/v1/session",
+            &[("Cookie", &format!("ntop_session={cookie}"))],
+            b"",
+        )
+        .expect("an answer")
+        .status
+    };
+    assert_eq!(session(&cookie), 200, "the browser's session is valid");
+    b.click(&testid("logout"));
+    b.wait("the login page after logging out", WAIT, |b| {
+        let url = b.try_eval("return location.href;", vec![]).ok()?;
+        url.as_str()
+            .filter(|u| u.starts_with(&format!("{BASE}/login")))
+            .map(|_| ())
+    });
+    assert_eq!(session(&cookie), 401, "the session ended on the server");
+    b.goto(&format!("{BASE}/"));
+    assert!(
+        b.current_url().starts_with(&format!("{BASE}/login")),
+        "{}",
+        b.current_url()
+    );
+    b.screenshot("login-after-logout");
+    b.assert_no_console_errors("logout");
+    drop(b);
+    assert!(d.stop().success());
+}
+
+/// The harness itself, on a local page: waits, clicks, typing, attributes, screenshots, a
+/// phone viewport, and console errors (an uncaught exception and `console.error` are caught);
+/// dropping the browser ends chromedriver, Chromium and the profile.
+#[test]
+fn browser_harness_drives_a_local_page_and_catches_console_errors() {
+    require_root();
+    let ns = Netns::new();
+    let dir = scratch_dir().join(format!("{}-page", unique_name()));
+    fs::create_dir_all(&dir).expect("a page directory");
+    let page = dir.join("page.html");
+    fs::write(
+        &page,
+        r#"<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>harness</title></head>
+<body><input data-testid="in"><button data-testid="go">Go</button>
+<p data-testid="out" data-count="0"></p>
+<script>
+const out = document.querySelector('[data-testid=out]');
+document.querySelector('[data-testid=go]').addEventListener('click', () => {
+  out.dataset.count = Number(out.dataset.count) + 1;
+  out.textContent = document.querySelector('[data-testid=in]').value;
+});
+setTimeout(() => {
+  const late = document.createElement('p');
+  late.dataset.testid = 'late';
+  late.textContent = 'late';
+  document.body.append(late);
+}, 300);
+if (location.search === '?fail') {
+  console.error('harness: a console error');
+  setTimeout(() => { throw new Error('harness: an uncaught exception'); }, 0);
+}
+</script></body></html>"#,
+    )
+    .expect("writing the page");
+    let url = format!("file://{}", page.display());
+    let (driver_group, profile_dirs) = {
+        let b = Browser::start(&ns, "harness");
+        b.goto(&url);
+        b.wait_testid("late");
+        b.type_into(&testid("in"), "hello, ntop");
+        b.click(&testid("go"));
+        b.click(&testid("go"));
+        b.wait("two clicks", WAIT, |b| {
+            b.number_attr(&testid("out"), "data-count")
+                .filter(|&n| n == 2)
+        });
+        assert_eq!(b.text(&testid("out")).as_deref(), Some("hello, ntop"));
+        assert_eq!(b.count("p"), 2);
+        assert!(!b.visible(&testid("missing")));
+        let shot = b.screenshot("local");
+        let png = fs::read(&shot).expect("the screenshot");
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{}", shot.display());
+        b.set_viewport(PHONE);
+        b.set_viewport(DESKTOP);
+        b.assert_no_console_errors("the local page");
+
+        b.goto(&format!("{url}?fail"));
+        let errors = b.wait("two console errors", WAIT, |b| {
+            let e = b.console_errors();
+            (!e.is_empty()).then_some(e)
+        });
+        let mut all = errors.join("\n");
+        if !all.contains("uncaught exception") {
+            all.push_str(&b.wait("the uncaught exception", WAIT, |b| {
+                let e = b.console_errors();
+                (!e.is_empty()).then(|| e.join("\n"))
+            }));
+        }
+        assert!(all.contains("harness: a console error"), "{all}");
+        assert!(all.contains("harness: an uncaught exception"), "{all}");
+        let group = b.driver_pid();
+        let dirs = b.profile_dir().to_path_buf();
+        (group, dirs)
+    };
+    // Dropped: no process of chromedriver's group is left, and the profile is gone.
+    let pgid = libc::pid_t::try_from(driver_group).expect("a pid");
+    // SAFETY: signal 0 only asks whether the group has a process.
+    let rc = unsafe { libc::kill(-pgid, 0) };
+    assert_eq!(rc, -1, "chromedriver's process group {pgid} is gone");
+    assert!(!profile_dirs.exists(), "{}", profile_dirs.display());
+    let _ = fs::remove_dir_all(&dir);
+}
