@@ -61,6 +61,25 @@ function setMode(mode) {
 export function start(status) {
   live.status = status;
   openEvents(false);
+  // A page kept in the back/forward cache would keep its event stream open, and a browser
+  // allows only six connections per host over HTTP/1.1: after a few visits the next page
+  // load would wait for a free one. Close the stream when the page is hidden that way, and
+  // open it again (and catch up) when it comes back.
+  window.addEventListener('pagehide', (ev) => {
+    if (!ev.persisted) return;
+    clearTimeout(reopenTimer);
+    if (source) {
+      source.close();
+      source = null;
+    }
+    stopPolling();
+  });
+  window.addEventListener('pageshow', (ev) => {
+    if (!ev.persisted) return;
+    failures = 0;
+    refreshStatus();
+    openEvents(false);
+  });
 }
 
 /** Fetches `/api/v1/status`; signals `restart` when `ntop.started` changed. */
