@@ -15,8 +15,9 @@
 //! - Downsampling and retention are a few `INSERT … SELECT … GROUP BY` / `DELETE` statements.
 //! - `auto_vacuum = INCREMENTAL` plus `PRAGMA incremental_vacuum` after expiry returns freed
 //!   pages to the file system, so the file size (`page_count * page_size`, [`History::usage_bytes`])
-//!   follows the data and the disk budget can be held. The WAL is bounded by the default
-//!   autocheckpoint (1000 pages) and `journal_size_limit` (16 MiB).
+//!   follows the data and the disk budget can be held. The WAL is emptied after each
+//!   minute's host write and each maintenance run (`wal_checkpoint(TRUNCATE)`), so it holds
+//!   about a minute of writes (a single 100k-host minute is tens of MB; see BENCHMARKS.md).
 //! - Schema version in `PRAGMA user_version` ([`db::SCHEMA_VERSION`]). A newer file is refused
 //!   ([`HistoryError::NewerVersion`]), never overwritten. A damaged file (bad header, truncated,
 //!   "file is not a database", `PRAGMA quick_check` failing) is renamed to
@@ -563,7 +564,26 @@ impl History {
                 hosts: Vec::new(),
             },
         ));
-        self.write(Some(t - t.rem_euclid(60)))
+        let hosts = !points.hosts.is_empty();
+        self.write(Some(t - t.rem_euclid(60)))?;
+        if hosts {
+            self.truncate_wal();
+        }
+        Ok(())
+    }
+
+    /// Copies the WAL into the database and empties it (`wal_checkpoint(TRUNCATE)`): after the
+    /// minute's host write, which at 100k hosts puts tens of MB into the WAL, so the WAL holds
+    /// at most about a minute of writes instead of growing past `journal_size_limit` (that
+    /// limit only applies when a checkpoint resets the WAL). A checkpoint a reader blocks
+    /// just does less; it never fails the write.
+    fn truncate_wal(&self) {
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::debug!("history: WAL checkpoint: {e}");
+        }
     }
 
     /// Totals rows waiting to be written (after failed writes), for the status page.
@@ -844,6 +864,7 @@ impl History {
         })();
         r.map_err(|e| self.write_err(&e))?;
         self.enforce_budget(now)?;
+        self.truncate_wal();
         Ok(())
     }
 
@@ -924,8 +945,9 @@ impl History {
         Ok(u64::try_from(pages * size).unwrap_or(0))
     }
 
-    /// The database size, `page_count * page_size` (the WAL, ≤ 16 MiB after checkpoints, is
-    /// not included).
+    /// The database size, `page_count * page_size`. The WAL is not included: it is emptied
+    /// after every minute's host write and every maintenance run (`truncate_wal`), so it holds
+    /// about a minute of writes at most.
     ///
     /// # Errors
     /// [`HistoryError::Read`].
