@@ -66,6 +66,26 @@ export function tableWrap(label, table) {
   return h('div', { class: 'table-wrap', role: 'region', 'aria-label': label, tabindex: '0' }, table);
 }
 
+/**
+ * A table head of one row: each column a label (`'Host'`) or, right-aligned for numbers,
+ * `{ num: 'Bytes' }`.
+ */
+export function thead(...cols) {
+  return h(
+    'thead',
+    null,
+    h(
+      'tr',
+      null,
+      ...cols.map((c) =>
+        typeof c === 'string'
+          ? h('th', { scope: 'col' }, c)
+          : h('th', { scope: 'col', class: 'num' }, c.num),
+      ),
+    ),
+  );
+}
+
 /** A small horizontal bar (SVG, no inline style) showing `fraction` (0…1). */
 export function bar(fraction, cls = '') {
   const f = Number.isFinite(fraction) ? Math.max(0, Math.min(1, fraction)) : 0;

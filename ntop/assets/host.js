@@ -5,7 +5,7 @@
 
 import { api, query } from './api.js';
 import { LineChart } from './chart.js';
-import { bar, h, notice, replace, select, tableWrap } from './dom.js';
+import { bar, h, notice, replace, select, tableWrap, thead } from './dom.js';
 import { bitRate, bits, bytes, count, date, dateTime, month, percent, utcOffset, when } from './format.js';
 
 const RANGES = [
@@ -118,16 +118,12 @@ export function render(ctx) {
         h(
           'table',
           { class: 'data' },
-          h(
-            'thead',
-            null,
-            h(
-              'tr',
-              null,
-              ...['Interface', 'MAC', 'Sent', 'Received', 'Packets sent', 'Packets received', 'Now in', 'Now out', 'First seen', 'Last seen'].map(
-                (l, i) => h('th', { scope: 'col', class: i >= 2 && i <= 7 ? 'num' : null }, l),
-              ),
-            ),
+          thead(
+            'Interface',
+            'MAC',
+            ...['Sent', 'Received', 'Packets sent', 'Packets received', 'Now in', 'Now out'].map((l) => ({ num: l })),
+            'First seen',
+            'Last seen',
           ),
           nowBody,
         ),
@@ -160,19 +156,7 @@ export function render(ctx) {
           h(
             'table',
             { class: 'data' },
-            h(
-              'thead',
-              null,
-              h(
-                'tr',
-                null,
-                h('th', { scope: 'col' }, 'Protocol'),
-                h('th', { scope: 'col', class: 'num' }, 'Sent'),
-                h('th', { scope: 'col', class: 'num' }, 'Received'),
-                h('th', { scope: 'col', class: 'num' }, 'Packets'),
-                h('th', { scope: 'col' }, 'Share'),
-              ),
-            ),
+            thead('Protocol', { num: 'Sent' }, { num: 'Received' }, { num: 'Packets' }, 'Share'),
             protoBody,
           ),
         ),

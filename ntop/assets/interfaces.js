@@ -3,7 +3,7 @@
 // map error counters. Refreshed after every poll (at most every 2 s).
 
 import { api } from './api.js';
-import { bar, h, notice, replace, syncRows, tableWrap } from './dom.js';
+import { bar, h, notice, replace, syncRows, tableWrap, thead } from './dom.js';
 import { bits, bytes, captureMode, count, dateTime, millis, packetRate, percent } from './format.js';
 
 const ERRORS = {
@@ -64,7 +64,7 @@ export function render(ctx) {
         h(
           'table',
           { class: 'data', testid: 'interfaces-table' },
-          h('thead', null, h('tr', null, HEAD.map(([l, num]) => h('th', { scope: 'col', class: num ? 'num' : null }, l)))),
+          thead(...HEAD.map(([l, num]) => (num ? { num: l } : l))),
           body,
         ),
       ),
@@ -83,7 +83,7 @@ export function render(ctx) {
           h(
             'table',
             { class: 'data', testid: 'errors-table' },
-            h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Counter'), h('th', { scope: 'col', class: 'num' }, 'Count'))),
+            thead('Counter', { num: 'Count' }),
             errorsBody,
           ),
         ),

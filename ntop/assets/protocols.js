@@ -3,7 +3,7 @@
 
 import { api, query } from './api.js';
 import { LineChart } from './chart.js';
-import { bar, h, notice, replace, select, syncRows, tableWrap } from './dom.js';
+import { bar, h, notice, replace, select, syncRows, tableWrap, thead } from './dom.js';
 import { bitRate, bits, bytes, count, percent, protocolLabel } from './format.js';
 import { RANGES, historySeries, rangeButtons } from './host.js';
 
@@ -44,22 +44,7 @@ export function render(ctx) {
           'table',
           { class: 'data', testid: 'protocols-table' },
           h('caption', { class: 'sr-only' }, 'Protocols by bytes; pick one to see its history'),
-          h(
-            'thead',
-            null,
-            h(
-              'tr',
-              null,
-              h('th', { scope: 'col' }, 'Protocol'),
-              h('th', { scope: 'col', class: 'num' }, 'Number'),
-              h('th', { scope: 'col', class: 'num' }, 'Received'),
-              h('th', { scope: 'col', class: 'num' }, 'Sent'),
-              h('th', { scope: 'col', class: 'num' }, 'Packets'),
-              h('th', { scope: 'col', class: 'num' }, 'Now in'),
-              h('th', { scope: 'col', class: 'num' }, 'Now out'),
-              h('th', { scope: 'col' }, 'Share'),
-            ),
-          ),
+          thead('Protocol', { num: 'Number' }, { num: 'Received' }, { num: 'Sent' }, { num: 'Packets' }, { num: 'Now in' }, { num: 'Now out' }, 'Share'),
           body,
         ),
       ),

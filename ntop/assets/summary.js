@@ -5,7 +5,7 @@
 
 import { api, query } from './api.js';
 import { LineChart } from './chart.js';
-import { bar, h, replace, select, syncRows, tableWrap } from './dom.js';
+import { bar, h, replace, select, syncRows, tableWrap, thead } from './dom.js';
 import { bitRate, bits, bytes, captureMode, clock, count, dateTime, millis, packetRate, percent, protocolLabel } from './format.js';
 import { WINDOW, live, prefill } from './live.js';
 
@@ -91,19 +91,7 @@ export function render(ctx) {
           h(
             'table',
             { class: 'data' },
-            h(
-              'thead',
-              null,
-              h(
-                'tr',
-                null,
-                h('th', { scope: 'col' }, 'Interface'),
-                h('th', { scope: 'col', class: 'num' }, 'Received'),
-                h('th', { scope: 'col', class: 'num' }, 'Sent'),
-                h('th', { scope: 'col', class: 'num' }, 'Packets in'),
-                h('th', { scope: 'col', class: 'num' }, 'Packets out'),
-              ),
-            ),
+            thead('Interface', { num: 'Received' }, { num: 'Sent' }, { num: 'Packets in' }, { num: 'Packets out' }),
             totalsBody,
           ),
         ),
@@ -352,18 +340,7 @@ function talkerTable(testid, caption) {
     'table',
     { class: 'data', testid },
     h('caption', { class: 'sr-only' }, caption),
-    h(
-      'thead',
-      null,
-      h(
-        'tr',
-        null,
-        h('th', { scope: 'col' }, 'Host'),
-        h('th', { scope: 'col', class: 'num' }, 'Now'),
-        h('th', { scope: 'col', class: 'num' }, 'Sent'),
-        h('th', { scope: 'col', class: 'num' }, 'Received'),
-      ),
-    ),
+    thead('Host', { num: 'Now' }, { num: 'Sent' }, { num: 'Received' }),
     body,
   );
   return {
