@@ -301,6 +301,19 @@ impl<'a> Daemon<'a> {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
     }
 
+    /// The first entry of `ip` in `GET /api/v1/hosts/{ip}`, `null` while it has not been seen
+    /// (404); panics on any other answer.
+    #[must_use]
+    pub fn first_entry(&self, ip: std::net::IpAddr) -> Value {
+        let (code, body) = http_get(self.ns, self.addr, &format!("/api/v1/hosts/{ip}"))
+            .unwrap_or_else(|| panic!("no answer to GET /api/v1/hosts/{ip}: {}", self.stderr()));
+        match code {
+            200 => serde_json::from_str::<Value>(&body).expect("JSON")["entries"][0].clone(),
+            404 => Value::Null,
+            _ => panic!("GET /api/v1/hosts/{ip}: {code} {body}"),
+        }
+    }
+
     /// The daemon's log so far.
     #[must_use]
     pub fn stderr(&self) -> String {

@@ -15,7 +15,7 @@ use std::{
 
 use ntop_tests::{
     Bpffs, Netns, TestNet, UdpSink, VethConfig,
-    daemon::{Daemon, data_dir, http_get, ntop_pinned_command},
+    daemon::{Daemon, data_dir, ntop_pinned_command},
     link_stats, require_root, udp_send, wait_until,
 };
 use serde_json::Value;
@@ -65,7 +65,7 @@ fn counted(d: &Daemon, peer: IpAddr) -> [(u64, u64); 3] {
         )
     };
     let iface = d.get("/api/v1/interfaces");
-    let host = host_entry(d, peer);
+    let host = d.first_entry(peer);
     let protocols = d.get("/api/v1/protocols");
     let udp = protocols["protocols"]
         .as_array()
@@ -80,17 +80,6 @@ fn counted(d: &Daemon, peer: IpAddr) -> [(u64, u64); 3] {
         pair(&host["sent"]),
         pair(&udp["rx"]),
     ]
-}
-
-/// The first entry of `peer` (`null` while it has not been seen: 404).
-fn host_entry(d: &Daemon, peer: IpAddr) -> Value {
-    let (code, body) = http_get(d.ns(), d.addr(), &format!("/api/v1/hosts/{peer}"))
-        .unwrap_or_else(|| panic!("no answer: {}", d.stderr()));
-    match code {
-        200 => serde_json::from_str::<Value>(&body).expect("JSON")["entries"][0].clone(),
-        404 => Value::Null,
-        _ => panic!("GET /api/v1/hosts/{peer}: {code} {body}"),
-    }
 }
 
 /// How the first daemon ends and the second one starts.

@@ -17,7 +17,7 @@ use std::{
 
 use ntop_tests::{
     LinkStats, Netns, TestNet, UdpSink, VethConfig,
-    daemon::{Daemon, data_dir, data_dir_at, http_get, ntop_command_in},
+    daemon::{Daemon, data_dir, data_dir_at, ntop_command_in},
     link_stats, require_root, scratch_dir, udp_send, unique_name, wait_until,
 };
 use serde_json::Value;
@@ -190,7 +190,7 @@ fn counts_exactly(d: &Daemon, peer: IpAddr, packets: u64) {
     };
     let seen = || {
         let iface = d.get("/api/v1/interfaces");
-        let host = host_entry(d, peer);
+        let host = d.first_entry(peer);
         [pair(&iface["interfaces"][0]["rx"]), pair(&host["sent"])]
     };
     let want = [(packets, packets * FRAME); 2];
@@ -199,17 +199,6 @@ fn counts_exactly(d: &Daemon, peer: IpAddr, packets: u64) {
         (s == want).then_some(s)
     });
     assert_eq!(got.unwrap_or_else(seen), want, "interface and host totals");
-}
-
-/// The first entry of `peer` (`null` while it has not been seen: 404).
-fn host_entry(d: &Daemon, peer: IpAddr) -> Value {
-    let (code, body) = http_get(d.ns(), d.addr(), &format!("/api/v1/hosts/{peer}"))
-        .unwrap_or_else(|| panic!("no answer: {}", d.stderr()));
-    match code {
-        200 => serde_json::from_str::<Value>(&body).expect("JSON")["entries"][0].clone(),
-        404 => Value::Null,
-        _ => panic!("GET /api/v1/hosts/{peer}: {code} {body}"),
-    }
 }
 
 /// Waits until `/api/v1/status` has a store status for which `ok` holds; returns it.
