@@ -98,3 +98,111 @@ pub struct HostKey {
     pub ifindex: u32,
 }
 const _: () = assert!(size_of::<HostKey>() == 20);
+
+/// Key of [`PAIRS`](crate::maps::PAIRS): two addresses that exchanged packets on one interface.
+///
+/// One entry per conversation, whichever side sent: the address whose two native-endian 64-bit
+/// halves compare lower is [`PairKey::a`] (see [`PairKey::of`]). 36 bytes, a multiple of 4.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PairKey {
+    /// The lower address (IPv4-mapped IPv6 for IPv4), network byte order.
+    pub a: [u8; 16],
+    /// The higher address.
+    pub b: [u8; 16],
+    /// Interface index the packets were seen on.
+    pub ifindex: u32,
+}
+const _: () = assert!(size_of::<PairKey>() == 36);
+
+/// Index of [`PairCounters::c`] for packets from [`PairKey::a`] to [`PairKey::b`].
+pub const A_TO_B: usize = 0;
+/// Index of [`PairCounters::c`] for packets from [`PairKey::b`] to [`PairKey::a`].
+pub const B_TO_A: usize = 1;
+
+impl PairKey {
+    /// The key of a packet from `src` to `dst` on `ifindex`, and the index of its direction in
+    /// [`PairCounters::c`] ([`A_TO_B`] or [`B_TO_A`]).
+    ///
+    /// The order only has to be total and cheap in the kernel (two 64-bit compares, no byte
+    /// loop); it is not the numeric order of the addresses.
+    #[inline(always)]
+    #[must_use]
+    pub fn of(src: [u8; 16], dst: [u8; 16], ifindex: u32) -> (Self, usize) {
+        if halves(&src) <= halves(&dst) {
+            (
+                Self {
+                    a: src,
+                    b: dst,
+                    ifindex,
+                },
+                A_TO_B,
+            )
+        } else {
+            (
+                Self {
+                    a: dst,
+                    b: src,
+                    ifindex,
+                },
+                B_TO_A,
+            )
+        }
+    }
+}
+
+#[inline(always)]
+fn halves(addr: &[u8; 16]) -> (u64, u64) {
+    let [
+        a0,
+        a1,
+        a2,
+        a3,
+        a4,
+        a5,
+        a6,
+        a7,
+        b0,
+        b1,
+        b2,
+        b3,
+        b4,
+        b5,
+        b6,
+        b7,
+    ] = *addr;
+    (
+        u64::from_ne_bytes([a0, a1, a2, a3, a4, a5, a6, a7]),
+        u64::from_ne_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+    )
+}
+
+/// Counters of one [`PairKey`]: `c[A_TO_B | B_TO_A]`, all L4 classes together.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PairCounters {
+    /// `[direction]`: [`A_TO_B`], [`B_TO_A`].
+    pub c: [Counter; 2],
+}
+const _: () = assert!(size_of::<PairCounters>() == 32);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_has_one_key_whichever_side_sends() {
+        let (x, y) = ([0x20; 16], [0x10; 16]);
+        let (k1, d1) = PairKey::of(x, y, 7);
+        let (k2, d2) = PairKey::of(y, x, 7);
+        assert_eq!(k1, k2);
+        assert_ne!(d1, d2);
+        assert_eq!((k1.a, k1.b, k1.ifindex), (y, x, 7));
+        assert_eq!(d1, B_TO_A);
+        // The second half decides when the first halves are equal.
+        let mut z = y;
+        z[15] = 0x11;
+        assert_eq!(PairKey::of(z, y, 1).0.a, y);
+        assert_eq!(PairKey::of(y, y, 1).1, A_TO_B);
+    }
+}

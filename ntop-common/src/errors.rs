@@ -33,10 +33,15 @@ pub enum ErrorKind {
     ProtoLookupFailed = 11,
     /// `EtherType` IPv6, but the header's version is not 6.
     BadIpv6Header = 12,
+    /// The pair map was full: the packet is counted everywhere but in the pair map, so a
+    /// host's top peers miss it.
+    PairMapFull = 13,
+    /// A pair map update failed for another reason (same consequence).
+    PairUpdateFailed = 14,
 }
 
 /// Number of [`ErrorKind`]s.
-pub const ERROR_KINDS: u32 = 13;
+pub const ERROR_KINDS: u32 = 15;
 
 /// Names of the [`ErrorKind`]s, by index, for the API and metrics.
 pub const ERROR_NAMES: [&str; ERROR_KINDS as usize] = [
@@ -53,4 +58,6 @@ pub const ERROR_NAMES: [&str; ERROR_KINDS as usize] = [
     "unknown_interface",
     "proto_lookup_failed",
     "bad_ipv6_header",
+    "pair_map_full",
+    "pair_update_failed",
 ];

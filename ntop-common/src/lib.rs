@@ -26,4 +26,6 @@ mod pod {
     unsafe impl aya::Pod for crate::counters::Counter {}
     unsafe impl aya::Pod for crate::counters::HostCounters {}
     unsafe impl aya::Pod for crate::counters::HostKey {}
+    unsafe impl aya::Pod for crate::counters::PairCounters {}
+    unsafe impl aya::Pod for crate::counters::PairKey {}
 }

@@ -2,16 +2,16 @@
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
-use aya_ebpf::bindings::BPF_NOEXIST;
+use aya_ebpf::{bindings::BPF_NOEXIST, btf_maps::HashMap};
 use ntop_common::{
-    counters::{Counter, HostCounters, HostKey, L4_CLASSES, RECEIVED, SENT},
+    counters::{Counter, HostCounters, HostKey, L4_CLASSES, PairCounters, PairKey, RECEIVED, SENT},
     errors::ErrorKind,
     maps::Direction,
     parse::{Frame, Parsed, parse},
     proto::proto_index,
 };
 
-use crate::maps::{NTOP_ERRORS, NTOP_HOSTS, NTOP_IFSLOT, NTOP_OTHER, NTOP_PROTO};
+use crate::maps::{NTOP_ERRORS, NTOP_HOSTS, NTOP_IFSLOT, NTOP_OTHER, NTOP_PAIRS, NTOP_PROTO};
 
 const NEG_EEXIST: i32 = -17;
 const NEG_E2BIG: i32 = -7;
@@ -22,6 +22,14 @@ static ZERO: HostCounters = HostCounters {
         bytes: 0,
         packets: 0,
     }; L4_CLASSES]; 2],
+};
+
+/// The value new pairs start from (in `.rodata`, like [`ZERO`]).
+static ZERO_PAIR: PairCounters = PairCounters {
+    c: [Counter {
+        bytes: 0,
+        packets: 0,
+    }; 2],
 };
 
 /// Adds one to an error counter.
@@ -79,6 +87,7 @@ fn try_count<F: Frame>(
         let l4 = parsed.l4 as usize;
         host(parsed.src, ifindex, slot, SENT, l4, bytes, packets);
         host(parsed.dst, ifindex, slot, RECEIVED, l4, bytes, packets);
+        pair(parsed.src, parsed.dst, ifindex, bytes, packets);
     }
     Ok(())
 }
@@ -104,28 +113,40 @@ fn cell(value: *mut HostCounters, dir: usize, l4: usize) -> *mut Counter {
     }
 }
 
+/// The value of `key` in `map`, inserted as zeros first if it is not there yet. The zeros come
+/// from `.rodata` (a map value to the verifier), so no value is built on the 512-byte stack.
+/// `Err(full)` when the map is full, `Err(failed)` when the update fails otherwise.
+#[inline(always)]
+fn entry<K, V, const N: usize>(
+    map: &HashMap<K, V, N>,
+    key: &K,
+    zero: &V,
+    full: ErrorKind,
+    failed: ErrorKind,
+) -> Result<*mut V, ErrorKind> {
+    if let Some(value) = map.get_ptr_mut(key) {
+        return Ok(value);
+    }
+    match map.insert(key, zero, u64::from(BPF_NOEXIST)) {
+        // EEXIST: another CPU inserted the key first; add to its entry all the same.
+        Ok(()) | Err(NEG_EEXIST) => map.get_ptr_mut(key).ok_or(failed),
+        Err(NEG_E2BIG) => Err(full),
+        Err(_) => Err(failed),
+    }
+}
+
 #[inline(always)]
 fn host(addr: [u8; 16], ifindex: u32, slot: u32, dir: usize, l4: usize, bytes: u64, packets: u64) {
     let key = HostKey { addr, ifindex };
-    if let Some(value) = NTOP_HOSTS.get_ptr_mut(key) {
-        add_atomic(cell(value, dir, l4), bytes, packets);
-        return;
-    }
-    // Insert zeros, then add like any other packet: the value comes from `.rodata` (a map
-    // value to the verifier), so no 160-byte value is built on the 512-byte stack. (Passing
-    // `ZERO` by value would copy it there.)
-    let zero: &HostCounters = &ZERO;
-    let overflow = match NTOP_HOSTS.insert(key, zero, u64::from(BPF_NOEXIST)) {
-        // EEXIST: another CPU inserted the host first; add to its entry all the same.
-        Ok(()) | Err(NEG_EEXIST) => match NTOP_HOSTS.get_ptr_mut(key) {
-            Some(value) => {
-                add_atomic(cell(value, dir, l4), bytes, packets);
-                return;
-            }
-            None => ErrorKind::HostUpdateFailed,
-        },
-        Err(NEG_E2BIG) => ErrorKind::HostMapFull,
-        Err(_) => ErrorKind::HostUpdateFailed,
+    let overflow = match entry(
+        &NTOP_HOSTS,
+        &key,
+        &ZERO,
+        ErrorKind::HostMapFull,
+        ErrorKind::HostUpdateFailed,
+    ) {
+        Ok(value) => return add_atomic(cell(value, dir, l4), bytes, packets),
+        Err(kind) => kind,
     };
     error(overflow);
     if let Some(other) = NTOP_OTHER.get_ptr_mut(slot) {
@@ -135,5 +156,27 @@ fn host(addr: [u8; 16], ifindex: u32, slot: u32, dir: usize, l4: usize, bytes: u
             (*c).bytes += bytes;
             (*c).packets += packets;
         }
+    }
+}
+
+/// Counts the packet for the pair of its addresses. A full pair map loses nothing but the
+/// peer listing: hosts and protocols have counted the packet already.
+#[inline(always)]
+fn pair(src: [u8; 16], dst: [u8; 16], ifindex: u32, bytes: u64, packets: u64) {
+    let (key, dir) = PairKey::of(src, dst, ifindex);
+    match entry(
+        &NTOP_PAIRS,
+        &key,
+        &ZERO_PAIR,
+        ErrorKind::PairMapFull,
+        ErrorKind::PairUpdateFailed,
+    ) {
+        // SAFETY: dir is A_TO_B or B_TO_A (masked): inside the value.
+        Ok(value) => add_atomic(
+            unsafe { (&raw mut (*value).c).cast::<Counter>().add(dir & 1) },
+            bytes,
+            packets,
+        ),
+        Err(kind) => error(kind),
     }
 }

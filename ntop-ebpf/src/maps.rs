@@ -6,7 +6,7 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use ntop_common::{
-    counters::{Counter, HostCounters, HostKey},
+    counters::{Counter, HostCounters, HostKey, PairCounters, PairKey},
     errors::ERROR_KINDS,
     maps::{DEFAULT_IFINDEX_CAPACITY, DEFAULT_MAX_HOSTS, MAX_IFACES},
     proto::PROTO_SLOTS,
@@ -18,6 +18,13 @@ use ntop_common::{
 /// counts would be lost; when this one is full, new hosts go to `NTOP_OTHER`. Capacity at load.
 #[btf_map]
 pub static NTOP_HOSTS: HashMap<HostKey, HostCounters, { DEFAULT_MAX_HOSTS as usize }> =
+    HashMap::new();
+
+/// Per-pair counters, for each host's top peers. Shared and preallocated like `NTOP_HOSTS`, for
+/// the same reasons; when full, new pairs are not counted here (`PairMapFull`), and every other
+/// map still counts their packets. Capacity at load (that of `NTOP_HOSTS`).
+#[btf_map]
+pub static NTOP_PAIRS: HashMap<PairKey, PairCounters, { DEFAULT_MAX_HOSTS as usize }> =
     HashMap::new();
 
 /// Per interface slot: counters of hosts that found the host map full. Per-CPU, no atomics.

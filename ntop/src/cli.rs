@@ -9,7 +9,7 @@ use std::{
 };
 
 use clap::Parser;
-use ntop_common::maps::HOST_ENTRY_COST;
+use ntop_common::maps::BUDGET_PER_HOST;
 
 use crate::ebpf::ModeRequest;
 
@@ -141,10 +141,12 @@ pub struct Cli {
     #[arg(long)]
     pub detach_all: bool,
 
-    /// Kernel memory for the host table, e.g. `64M`, `1G` (suffixes K, M, G; bytes without).
-    /// Each host on each interface takes 256 bytes: the default 256M holds 1,048,576 hosts.
-    /// Hosts beyond that are still counted, in the interface's "other hosts" total.
-    #[arg(long, value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    /// Kernel memory for the host and pair tables, e.g. `64M`, `1G` (suffixes K, M, G; bytes
+    /// without). Each host on each interface takes 400 bytes (256 in the host table, 144 for
+    /// one entry of the table of who talks to whom): the default 400M holds 1,048,576 hosts and
+    /// as many pairs. Hosts beyond that are still counted, in the interface's "other hosts"
+    /// total; pairs beyond that are missing from the hosts' top peers.
+    #[arg(long, value_name = "SIZE", default_value = "400M", value_parser = parse_size)]
     pub memory_budget: u64,
 
     /// Disk space the history database (`DATA_DIR/history.db`) may use, e.g. `512M`, `2G`.
@@ -177,10 +179,10 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Host map capacity from the memory budget.
+    /// Host map (and pair map) capacity from the memory budget.
     #[must_use]
     pub fn max_hosts(&self) -> u32 {
-        u32::try_from((self.memory_budget / HOST_ENTRY_COST).max(1)).unwrap_or(u32::MAX)
+        u32::try_from((self.memory_budget / BUDGET_PER_HOST).max(1)).unwrap_or(u32::MAX)
     }
 }
 
@@ -236,9 +238,9 @@ fn parse_size(s: &str) -> Result<u64, String> {
     let bytes = n
         .checked_mul(mult)
         .ok_or_else(|| format!("`{s}` is too large"))?;
-    if bytes < HOST_ENTRY_COST {
+    if bytes < BUDGET_PER_HOST {
         return Err(format!(
-            "`{s}` is too small: one host takes {HOST_ENTRY_COST} bytes"
+            "`{s}` is too small: one host takes {BUDGET_PER_HOST} bytes"
         ));
     }
     Ok(bytes)

@@ -248,6 +248,7 @@ impl Exporter {
                     .map_or(0.0, |d| d.as_secs_f64())
             }),
             host_table: polled.then(|| state.host_table()),
+            pair_table: polled.then(|| state.pair_table()),
             errors: state.errors().collect(),
         }
     }
@@ -341,6 +342,7 @@ pub struct Snapshot {
     poll_duration: Option<f64>,
     polled_at: Option<f64>,
     host_table: Option<crate::state::HostTable>,
+    pair_table: Option<crate::state::PairTable>,
     errors: Vec<(&'static str, u64)>,
 }
 
@@ -542,6 +544,22 @@ impl Snapshot {
                 enc,
                 "ntop_host_table_entries",
                 "Entries the kernel's host table held at the last poll",
+                None,
+                table.used,
+            )?;
+        }
+        if let Some(table) = self.pair_table {
+            gauge(
+                enc,
+                "ntop_pair_table_capacity",
+                "Entries the kernel's table of who talks to whom holds at most (--memory-budget)",
+                None,
+                table.capacity,
+            )?;
+            gauge(
+                enc,
+                "ntop_pair_table_entries",
+                "Entries the kernel's table of who talks to whom held at the last poll",
                 None,
                 table.used,
             )?;

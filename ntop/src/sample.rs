@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ntop_common::{
-    counters::{Counter, HostCounters, HostKey},
+    counters::{Counter, HostCounters, HostKey, PairCounters, PairKey},
     errors::ERROR_KINDS,
     proto::PROTO_SLOTS,
 };
@@ -128,6 +128,12 @@ pub struct Sample {
     pub hosts: Vec<(HostKey, HostCounters)>,
     /// Host map capacity (entries).
     pub host_capacity: u32,
+    /// Every pair map entry: who talked to whom, for top peers.
+    pub pairs: Vec<(PairKey, PairCounters)>,
+    /// Pair map capacity (entries; 0 when the maps have none, pin layout 1).
+    pub pair_capacity: u32,
+    /// When these maps were created, if known (pins of layout 1 did not record it).
+    pub created: Option<SystemTime>,
     /// Error counters by [`ntop_common::errors::ErrorKind`].
     pub errors: [u64; ERROR_KINDS as usize],
     /// How long reading the maps took.
@@ -146,6 +152,9 @@ impl Sample {
             interfaces: Vec::new(),
             hosts: Vec::new(),
             host_capacity: 0,
+            pairs: Vec::new(),
+            pair_capacity: 0,
+            created: None,
             errors: [0; ERROR_KINDS as usize],
             poll_duration: Duration::ZERO,
             epoch: Epoch::default(),

@@ -531,6 +531,20 @@ pub fn per_host(packets: &[Packet]) -> BTreeMap<IpAddr, HostTotals> {
     hosts
 }
 
+/// Per pair of IP addresses `(host, peer)`: frames from `host` to `peer` (sent) and from `peer` to
+/// `host` (received). Every IP frame counts twice: once from each end's side.
+#[must_use]
+pub fn per_pair(packets: &[Packet]) -> BTreeMap<(IpAddr, IpAddr), HostTotals> {
+    let mut pairs: BTreeMap<(IpAddr, IpAddr), HostTotals> = BTreeMap::new();
+    for p in packets {
+        if let (Some(src), Some(dst)) = (p.src, p.dst) {
+            pairs.entry((src, dst)).or_default().sent.add(p);
+            pairs.entry((dst, src)).or_default().received.add(p);
+        }
+    }
+    pairs
+}
+
 /// What [`per_protocol`] groups by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Protocol {

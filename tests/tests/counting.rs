@@ -18,7 +18,7 @@ use std::{
 use ntop_common::testing::{IPV6_DST, IPV6_SRC, eth, frame, ipv4_between, ipv6, tcp, udp};
 use ntop_tests::{
     Capture, Daemon, LinkStats, Netns, Packet, TestNet, UdpSink, VethConfig,
-    capture::{HostTotals, Totals, per_host, read_pcap, totals, write_pcap},
+    capture::{HostTotals, Totals, per_host, per_pair, read_pcap, totals, write_pcap},
     link_stats, nstat, ping, require_root, scratch_dir, set_offloads, tcp_transfer, udp_send,
     wait_until,
 };
@@ -122,12 +122,40 @@ fn capture_protocols(packets: &[Packet]) -> BTreeMap<Proto, Totals> {
     m
 }
 
+/// Per `(host, peer)` from the daemon's peer lists of `hosts` (one interface is monitored).
+fn daemon_pairs<'a>(
+    d: &Daemon,
+    hosts: impl Iterator<Item = &'a IpAddr>,
+) -> BTreeMap<(IpAddr, IpAddr), HostTotals> {
+    let mut pairs = BTreeMap::new();
+    for host in hosts {
+        let v = d.get(&format!("/api/v1/hosts/{host}/peers?limit=100"));
+        assert_eq!(v["complete"], true, "{v}");
+        let peers = v["peers"].as_array().expect("peers");
+        assert_eq!(v["total"].as_u64(), Some(peers.len() as u64), "{v}");
+        for p in peers {
+            let peer: IpAddr = p["ip"].as_str().expect("ip").parse().expect("an address");
+            let totals = HostTotals {
+                sent: json_totals(&p["sent"]),
+                received: json_totals(&p["received"]),
+            };
+            assert!(pairs.insert((*host, peer), totals).is_none(), "{v}");
+        }
+    }
+    pairs
+}
+
 fn assert_hosts_and_protocols(d: &Daemon, packets: &[Packet]) {
     let (want_hosts, got_hosts) = (per_host(packets), daemon_hosts(d));
     assert!(!want_hosts.is_empty(), "the capture holds IP traffic");
     assert_eq!(
         got_hosts, want_hosts,
         "per host (sent, received): ntop vs tshark"
+    );
+    let (want, got) = (per_pair(packets), daemon_pairs(d, want_hosts.keys()));
+    assert_eq!(
+        got, want,
+        "per (host, peer) (sent, received): ntop vs tshark"
     );
     let (want, got) = (capture_protocols(packets), daemon_protocols(d));
     assert_eq!(got, want, "per protocol: ntop vs tshark");
@@ -231,7 +259,7 @@ fn replayed_frames_of_every_kind_count_exactly() {
     assert!(d.stop().success());
 }
 
-/// With room for 16 hosts and 40 addresses on the link, the rest land in "other hosts":
+/// With room for 10 hosts and 40 addresses on the link, the rest land in "other hosts":
 /// `sum(hosts) + other == total` still holds, in both directions.
 #[test]
 fn a_full_host_table_loses_no_count() {
@@ -255,7 +283,8 @@ fn a_full_host_table_loses_no_count() {
         .collect();
     let pcap = scratch_dir().join(format!("overflow-{}.pcap", std::process::id()));
     write_pcap(&pcap, &frames);
-    // 4K of budget at 256 bytes per host: 16 hosts.
+    // 4K of budget at 400 bytes per host (256 in the host table, 144 in the pair table): 10
+    // hosts.
     let (d, rx, _) = replay_to_daemon(&net, &pcap, frames.len(), "4K");
     let wire: u64 = frames.iter().map(|f| f.len() as u64).sum();
     assert_eq!(
@@ -266,7 +295,7 @@ fn a_full_host_table_loses_no_count() {
         }
     );
     let hosts = daemon_hosts(&d);
-    assert_eq!(hosts.len(), 16);
+    assert_eq!(hosts.len(), 10);
     let v = d.get("/api/v1/interfaces");
     let other = &v["interfaces"][0]["other_hosts"];
     let (other_sent, other_received) =

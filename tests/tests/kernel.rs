@@ -10,7 +10,9 @@ use ntop::{
     sample::Sample,
 };
 use ntop_common::{
-    counters::{Counter, HostCounters, L4Class, RECEIVED, SENT},
+    counters::{
+        A_TO_B, B_TO_A, Counter, HostCounters, L4Class, PairCounters, PairKey, RECEIVED, SENT,
+    },
     errors::ErrorKind,
     parse::ipv4_mapped,
     proto::{EtherClass, IPV6_BASE},
@@ -73,6 +75,16 @@ fn host(s: &Sample, addr: [u8; 16]) -> HostCounters {
         .iter()
         .find(|(k, _)| k.addr == addr && k.ifindex == LO)
         .map_or_else(|| panic!("host {addr:?} not in the map"), |&(_, v)| v)
+}
+
+/// The pair entry of `from` and `to` on `lo`, and the index of the `from → to` direction.
+fn pair(s: &Sample, from: [u8; 16], to: [u8; 16]) -> (PairCounters, usize) {
+    let (key, dir) = PairKey::of(from, to, LO);
+    let found = s.pairs.iter().find(|(k, _)| *k == key).map_or_else(
+        || panic!("pair {from:?} {to:?} not in the map"),
+        |&(_, v)| v,
+    );
+    (found, dir)
 }
 
 fn c(bytes: u64, packets: u64) -> Counter {
@@ -232,4 +244,74 @@ fn reading_never_resets_counters() {
     assert_eq!(proto(&second, RX, 1), c(42, 1));
     run_xdp(&mut k, &f);
     assert_eq!(proto(&k.read().unwrap(), RX, 1), c(84, 2));
+}
+
+/// Every IP packet counts once for the pair of its addresses, in its direction, at XDP and at
+/// TC egress alike; frames without addresses count for no pair.
+#[test]
+fn pairs_count_each_conversation_once_in_both_directions() {
+    let mut k = load(ModeRequest::Xdp, 64);
+    let (a, b) = (IPV4_SRC, IPV4_DST);
+    // a → b: 14 + 20 + 8 + 100 = 142 bytes, twice; b → a: 14 + 20 + 8 + 10 = 52 bytes.
+    let ab = frame(&[
+        &eth(0x0800, &[]),
+        &ipv4_between(a, b, 17, 0, 0, &udp(1, 2, 100)),
+    ]);
+    let ba = frame(&[
+        &eth(0x0800, &[]),
+        &ipv4_between(b, a, 17, 0, 0, &udp(2, 1, 10)),
+    ]);
+    assert_eq!((ab.len(), ba.len()), (142, 52));
+    run_xdp(&mut k, &ab);
+    run_xdp(&mut k, &ab);
+    run_xdp(&mut k, &ba);
+    // And b → a once more at egress, a TSO super-packet of 3 wire frames of 1054 bytes.
+    let mut t = tcp(80, 5000, 0);
+    t.extend_from_slice(&[0u8; 3000]);
+    let tso = frame(&[&eth(0x0800, &[]), &ipv4_between(b, a, 6, 0, 0, &t)]);
+    run_tc(&mut k, PROG_TC_EGRESS, &tso, 3162, 3, 1000);
+    // IPv6 between two other addresses: 14 + 40 + 20 = 74 bytes. ARP: no pair.
+    let v6 = frame(&[&eth(0x86dd, &[]), &ipv6(6, &[], &tcp(3, 4, 0))]);
+    assert_eq!(v6.len(), 74);
+    run_xdp(&mut k, &v6);
+    run_xdp(&mut k, &frame(&[&eth(0x0806, &[]), &[0; 28]]));
+    let s = k.read().unwrap();
+
+    assert_eq!(
+        s.pairs.len(),
+        2,
+        "one entry per conversation: {:?}",
+        s.pairs
+    );
+    let (ab_pair, dir) = pair(&s, ipv4_mapped(a), ipv4_mapped(b));
+    assert_eq!(ab_pair.c[dir], c(284, 2));
+    assert_eq!(ab_pair.c[1 - dir], c(52 + 3162, 4));
+    let (v6_pair, dir) = pair(&s, IPV6_SRC, IPV6_DST);
+    assert_eq!(v6_pair.c[dir], c(74, 1));
+    assert_eq!(v6_pair.c[1 - dir], c(0, 0));
+    assert!(dir == A_TO_B || dir == B_TO_A);
+    assert_eq!(s.pair_capacity, 64);
+    assert_eq!(s.errors[ErrorKind::PairMapFull as usize], 0);
+}
+
+/// A full pair map loses the pair, nothing else: hosts and protocols still count every packet.
+#[test]
+fn a_full_pair_map_counts_an_error_and_nothing_else_is_lost() {
+    // Room for 4 hosts and 4 pairs: 9 sources to one destination make 9 pairs and 10 hosts.
+    let mut k = load(ModeRequest::Xdp, 4);
+    for i in 1..=9u8 {
+        let f = frame(&[
+            &eth(0x0800, &[]),
+            &ipv4_between([198, 18, 1, i], IPV4_DST, 17, 0, 0, &udp(1, 2, 0)),
+        ]);
+        run_xdp(&mut k, &f);
+    }
+    let s = k.read().unwrap();
+    assert_eq!(s.pairs.len(), 4);
+    for (key, v) in &s.pairs {
+        assert!(key.a == ipv4_mapped(IPV4_DST) || key.b == ipv4_mapped(IPV4_DST));
+        assert_eq!(v.c[A_TO_B].packets + v.c[B_TO_A].packets, 1);
+    }
+    assert_eq!(s.errors[ErrorKind::PairMapFull as usize], 5);
+    assert_eq!(proto(&s, RX, 17), c(9 * 42, 9));
 }

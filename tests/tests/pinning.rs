@@ -634,29 +634,51 @@ fn interface_set_change_under_traffic_loses_and_doubles_nothing() {
 /// the pins.
 #[test]
 fn layout_upgrade_under_traffic_folds_the_old_counts() {
+    upgrade_under_traffic(pin::PIN_LAYOUT, pin::PIN_LAYOUT + 1);
+}
+
+/// (ii) The upgrade from layout 1, which had no pair table and 13 error kinds (this build loads
+/// layout 1's map shapes when asked to pin as layout 1): its counts are folded all the same, and
+/// the new programs count pairs.
+#[test]
+fn upgrade_from_layout_1_folds_its_counts_and_adds_the_pair_table() {
+    upgrade_under_traffic(1, pin::PIN_LAYOUT);
+}
+
+fn upgrade_under_traffic(from: u32, to: u32) {
     require_root();
     let net = TestNet::new(&VethConfig::default());
     let pins = PinBase::new();
     let dev_a = net.link.dev_a.as_str();
-    let old = opts(&[dev_a], 1024);
-    let new = LoadOptions {
-        layout: pin::PIN_LAYOUT + 1,
+    let old = LoadOptions {
+        layout: from,
         ..opts(&[dev_a], 1024)
     };
-    let (k, replaced) = replace_under_traffic(&net, &pins, &old, &new);
+    let new = LoadOptions {
+        layout: to,
+        ..opts(&[dev_a], 1024)
+    };
+    let (mut k, replaced) = replace_under_traffic(&net, &pins, &old, &new);
     assert_eq!(names(&replaced), [dev_a]);
+    let had_pairs = from != 1;
+    assert_eq!(
+        (replaced.pair_capacity, !replaced.pairs.is_empty()),
+        (if had_pairs { 1024 } else { 0 }, had_pairs),
+        "layout {from}'s pair table"
+    );
     assert_eq!(
         version_dirs(pins.path()),
-        [format!("v{}", pin::PIN_LAYOUT + 1)],
+        [format!("v{to}")],
         "the old layout's directory is gone, the new one is there"
     );
     assert_eq!(
         k.pin_dir(),
-        Some(pin::version_dir(pins.path(), pin::PIN_LAYOUT + 1).as_path())
+        Some(pin::version_dir(pins.path(), to).as_path())
     );
     let h = hooks(&net.a, dev_a);
     assert_eq!(h.xdp_prog(), Some((ebpf::PROG_XDP, 1)));
     assert_eq!(h.tcx_egress, [ebpf::PROG_TC_EGRESS]);
+    assert_eq!(k.read().expect("reading").pair_capacity, 1024);
     assert!(k.leave_pinned().is_some());
 
     // The upgraded build re-adopts its own pins.

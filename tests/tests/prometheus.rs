@@ -418,6 +418,9 @@ fn sample(k: u64, secs: u64) -> Sample {
         interfaces: vec![iface],
         hosts,
         host_capacity: 4096,
+        pairs: Vec::new(),
+        pair_capacity: 4096,
+        created: None,
         errors,
         epoch: ntop::sample::Epoch::default(),
         poll_duration: Duration::from_micros(2500),
@@ -464,8 +467,8 @@ fn prometheus_stores_both_formats_exactly() {
         ],
     );
     let want = exposition_series(&text);
-    // 4 + 12 protocol + 20 host + 4 other-hosts + 1 + 13 error + 2 poll + 2 table + 1 build.
-    assert_eq!(want.len(), 59, "{text}");
+    // 4 + 12 protocol + 20 host + 4 other-hosts + 1 + 15 error + 2 poll + 4 table + 1 build.
+    assert_eq!(want.len(), 63, "{text}");
     // Anchors that do not depend on the exposition parser: the exact big values and the sums.
     let find = |name: &str, pairs: &[(&str, &str)]| -> f64 {
         want.iter()
@@ -669,6 +672,16 @@ fn json_series(ns: &Netns) -> (BTreeMap<Labels, f64>, Value) {
         "ntop_host_table_entries",
         &[],
         f(&interfaces["host_table"]["used"]),
+    );
+    put(
+        "ntop_pair_table_capacity",
+        &[],
+        f(&interfaces["pair_table"]["capacity"]),
+    );
+    put(
+        "ntop_pair_table_entries",
+        &[],
+        f(&interfaces["pair_table"]["used"]),
     );
     put(
         "ntop_build_info",

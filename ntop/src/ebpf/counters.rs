@@ -17,7 +17,7 @@ use std::{
 
 use aya::maps::MapData;
 use ntop_common::{
-    counters::{Counter, HostCounters, HostKey},
+    counters::{Counter, HostCounters, HostKey, PairCounters, PairKey},
     errors::ERROR_KINDS,
     maps::{self, DIRECTIONS},
     proto::PROTO_SLOTS,
@@ -29,8 +29,18 @@ use crate::sample::{Epoch, InterfaceSample, Sample, parse_boot_id};
 /// Entries fetched per `BPF_MAP_LOOKUP_BATCH` call.
 const BATCH_CHUNK: usize = 4096;
 
-/// The four maps ntop reads (hosts, other hosts, protocols, errors), the readers that read them,
-/// and what their interface slots mean.
+/// The counter maps of one load or pin directory.
+pub(super) struct MapSet {
+    pub hosts: MapData,
+    pub other: MapData,
+    pub proto: MapData,
+    pub errors: MapData,
+    /// `None` for pin layout 1, which had no pair map.
+    pub pairs: Option<MapData>,
+}
+
+/// The maps ntop reads (hosts, other hosts, protocols, errors, pairs), the readers that read
+/// them, and what their interface slots mean.
 pub(super) struct CounterMaps {
     /// The interfaces in slot order.
     interfaces: Vec<Attached>,
@@ -38,7 +48,9 @@ pub(super) struct CounterMaps {
     other: MapData,
     proto: MapData,
     errors: MapData,
+    pairs: Option<MapData>,
     host_reader: BatchReader,
+    pair_reader: BatchReader,
     other_reader: BatchReader,
     proto_reader: BatchReader,
     error_reader: BatchReader,
@@ -48,6 +60,8 @@ pub(super) struct CounterMaps {
     epoch: Epoch,
     /// When these maps were loaded or opened (for [`Sample::monotonic`]).
     started: Instant,
+    /// When the maps were created, if known (for [`Sample::created`]).
+    created: Option<SystemTime>,
 }
 
 impl std::fmt::Debug for CounterMaps {
@@ -78,13 +92,21 @@ fn possible_cpus() -> usize {
 }
 
 impl CounterMaps {
-    /// Reads `[hosts, other, proto, errors]` for `interfaces` (in slot order) and a host map of
-    /// `host_capacity` entries.
+    /// Reads `maps` for `interfaces` (in slot order), with a host map (and pair map) of
+    /// `host_capacity` entries, created at `created` if known.
     pub(super) fn new(
         interfaces: Vec<Attached>,
-        [hosts, other, proto, errors]: [MapData; 4],
+        maps: MapSet,
         host_capacity: u32,
+        created: Option<SystemTime>,
     ) -> Self {
+        let MapSet {
+            hosts,
+            other,
+            proto,
+            errors,
+            pairs,
+        } = maps;
         let cpus = possible_cpus();
         let count = u32::try_from(interfaces.len()).unwrap_or(u32::MAX);
         let chunk = |n: u32| (n as usize).clamp(1, BATCH_CHUNK);
@@ -94,6 +116,15 @@ impl CounterMaps {
                 size_of::<HostKey>(),
                 size_of::<HostCounters>(),
                 chunk(host_capacity),
+            ),
+            pair_reader: BatchReader::new(
+                size_of::<PairKey>(),
+                size_of::<PairCounters>(),
+                if pairs.is_some() {
+                    chunk(host_capacity)
+                } else {
+                    1
+                },
             ),
             other_reader: BatchReader::new(4, size_of::<HostCounters>() * cpus, chunk(count)),
             proto_reader: BatchReader::new(
@@ -107,10 +138,12 @@ impl CounterMaps {
             other,
             proto,
             errors,
+            pairs,
             cpus,
             host_capacity,
             epoch,
             started: Instant::now(),
+            created,
         }
     }
 
@@ -153,12 +186,17 @@ impl CounterMaps {
         };
         // The slot map is not read, but it must be what the layout says too.
         open(maps::IFACE_SLOTS)?;
-        let opened = [
-            open(maps::HOSTS)?,
-            open(maps::OTHER_HOSTS)?,
-            open(maps::PROTO_STATS)?,
-            open(maps::ERRORS)?,
-        ];
+        let opened = MapSet {
+            hosts: open(maps::HOSTS)?,
+            other: open(maps::OTHER_HOSTS)?,
+            proto: open(maps::PROTO_STATS)?,
+            errors: open(maps::ERRORS)?,
+            pairs: if shapes.iter().any(|s| s.name == maps::PAIRS) {
+                Some(open(maps::PAIRS)?)
+            } else {
+                None
+            },
+        };
         let interfaces = (0u32..)
             .zip(&layout.interfaces)
             .map(|(slot, i)| Attached {
@@ -168,7 +206,15 @@ impl CounterMaps {
                 mode: i.mode,
             })
             .collect();
-        Ok(Self::new(interfaces, opened, layout.max_hosts.max(1)))
+        let created = layout
+            .created_ms
+            .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+        Ok(Self::new(
+            interfaces,
+            opened,
+            layout.max_hosts.max(1),
+            created,
+        ))
     }
 
     /// The interfaces in slot order.
@@ -226,6 +272,19 @@ impl CounterMaps {
                 map: maps::HOSTS,
                 source,
             })?;
+
+        out.pairs.clear();
+        if let Some(pairs_map) = &self.pairs {
+            let pairs = &mut out.pairs;
+            self.pair_reader
+                .for_each(&fd(pairs_map), |k, v| {
+                    pairs.push((pod::<PairKey>(k), pod::<PairCounters>(v)));
+                })
+                .map_err(|source| Error::Read {
+                    map: maps::PAIRS,
+                    source,
+                })?;
+        }
 
         let same_interfaces = out.interfaces.len() == self.interfaces.len()
             && out
@@ -308,6 +367,12 @@ impl CounterMaps {
 
         out.monotonic = self.started.elapsed();
         out.host_capacity = self.host_capacity;
+        out.pair_capacity = if self.pairs.is_some() {
+            self.host_capacity
+        } else {
+            0
+        };
+        out.created = self.created;
         out.epoch = self.epoch;
         out.poll_duration = begin.elapsed();
         Ok(())

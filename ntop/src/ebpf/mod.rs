@@ -364,6 +364,15 @@ fn load_object(opts: &LoadOptions, resolved: &[(String, u32)]) -> Result<Ebpf, E
     let max_ifindex = resolved.iter().map(|&(_, i)| i).max().unwrap_or(0);
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(maps::HOSTS, opts.max_hosts.max(1))
+        .map_max_entries(maps::PAIRS, opts.max_hosts.max(1))
+        .map_max_entries(
+            maps::ERRORS,
+            if opts.layout == 1 {
+                pin::LAYOUT1_ERROR_KINDS
+            } else {
+                ntop_common::errors::ERROR_KINDS
+            },
+        )
         .map_max_entries(maps::OTHER_HOSTS, count)
         .map_max_entries(maps::PROTO_STATS, count * DIRECTIONS * PROTO_SLOTS)
         .map_max_entries(maps::IFACE_SLOTS, max_ifindex + 1)
@@ -380,14 +389,20 @@ fn load_object(opts: &LoadOptions, resolved: &[(String, u32)]) -> Result<Ebpf, E
     Ok(ebpf)
 }
 
-/// Takes the four counter maps out of a loaded object.
-fn take_counters(ebpf: &mut Ebpf) -> Result<[MapData; 4], Error> {
-    Ok([
-        take(ebpf, maps::HOSTS)?,
-        take(ebpf, maps::OTHER_HOSTS)?,
-        take(ebpf, maps::PROTO_STATS)?,
-        take(ebpf, maps::ERRORS)?,
-    ])
+/// Takes the counter maps out of a loaded object; the pair map unless `layout` is 1 (the
+/// upgrade test's stand-in for an ntop of layout 1, which had none).
+fn take_counters(ebpf: &mut Ebpf, layout: u32) -> Result<counters::MapSet, Error> {
+    Ok(counters::MapSet {
+        hosts: take(ebpf, maps::HOSTS)?,
+        other: take(ebpf, maps::OTHER_HOSTS)?,
+        proto: take(ebpf, maps::PROTO_STATS)?,
+        errors: take(ebpf, maps::ERRORS)?,
+        pairs: if layout == 1 {
+            None
+        } else {
+            Some(take(ebpf, maps::PAIRS)?)
+        },
+    })
 }
 
 /// The one pin directory under `base` whose programs a start of layout `layout` takes over
@@ -694,8 +709,12 @@ impl Kernel {
             Some(dir) => Some(pin_all(&mut ebpf, dir, opts, &interfaces, handles)?),
             None => None,
         };
-        let counters =
-            CounterMaps::new(interfaces, take_counters(&mut ebpf)?, opts.max_hosts.max(1));
+        let counters = CounterMaps::new(
+            interfaces,
+            take_counters(&mut ebpf, opts.layout)?,
+            opts.max_hosts.max(1),
+            Some(std::time::SystemTime::now()),
+        );
         Ok(Self {
             ebpf: Some(ebpf),
             pins,
@@ -852,7 +871,9 @@ fn pin_all(
     let count = u32::try_from(interfaces.len()).unwrap_or(u32::MAX);
     let max_ifindex = interfaces.iter().map(|a| a.ifindex).max().unwrap_or(0);
     // What re-adoption will check must hold for what this binary creates.
-    for shape in pin::expected_maps(count, max_ifindex, opts.max_hosts) {
+    let shapes = pin::layout_maps(opts.layout, opts.layout, count, max_ifindex, opts.max_hosts)
+        .ok_or(Error::Map(maps::HOSTS))?;
+    for shape in shapes {
         match ebpf.map(shape.name) {
             Some(Map::HashMap(m) | Map::PerCpuArray(m) | Map::Array(m)) => {
                 if let Err(what) = pin::check_map(m, &shape) {
@@ -897,6 +918,11 @@ fn pin_all(
             layout: opts.layout,
             mode: pin::mode_name(opts.mode).to_owned(),
             max_hosts: opts.max_hosts.max(1),
+            // Just after the maps were created; the collector reports peer counts as since then.
+            created_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|d| u64::try_from(d.as_millis()).ok()),
             interfaces: interfaces
                 .iter()
                 .map(|a| pin::PinnedInterface {

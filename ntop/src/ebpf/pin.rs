@@ -31,7 +31,7 @@ use aya::{
     programs::links::PinnedLink,
 };
 use ntop_common::{
-    counters::{Counter, HostCounters, HostKey},
+    counters::{Counter, HostCounters, HostKey, PairCounters, PairKey},
     errors::ERROR_KINDS,
     maps::{self, DIRECTIONS},
     proto::PROTO_SLOTS,
@@ -44,7 +44,11 @@ use crate::sample::{CaptureMode, Sample};
 ///
 /// Bump when any map's key/value layout, type or the set of maps changes, and keep a reader
 /// for the layouts before it in [`layout_maps`], so that an upgrade folds their counts.
-pub const PIN_LAYOUT: u32 = 1;
+pub const PIN_LAYOUT: u32 = 2;
+
+/// Error kinds of pin layout 1 (its error map has this many entries; layout 2 added the pair
+/// map and its two error kinds).
+pub const LAYOUT1_ERROR_KINDS: u32 = 13;
 
 /// Where bpffs is normally mounted.
 pub const BPFFS: &str = "/sys/fs/bpf";
@@ -169,8 +173,11 @@ pub struct Layout {
     pub layout: u32,
     /// The `--capture-mode` requested.
     pub mode: String,
-    /// Host map capacity.
+    /// Host map capacity (and pair map capacity, from layout 2 on).
     pub max_hosts: u32,
+    /// When the maps were created (ms since the Unix epoch); `None` in layout 1 files, which
+    /// did not record it.
+    pub created_ms: Option<u64>,
     /// Interfaces in slot order.
     pub interfaces: Vec<PinnedInterface>,
     /// File names under `maps/`.
@@ -208,6 +215,9 @@ impl Layout {
         let _ = writeln!(s, "layout {}", self.layout);
         let _ = writeln!(s, "mode {}", self.mode);
         let _ = writeln!(s, "max_hosts {}", self.max_hosts);
+        if let Some(ms) = self.created_ms {
+            let _ = writeln!(s, "created_ms {ms}");
+        }
         for i in &self.interfaces {
             let _ = writeln!(s, "iface {} {} {}", i.name, i.ifindex, i.mode.as_str());
         }
@@ -226,6 +236,7 @@ impl Layout {
         let mut layout = None;
         let mut mode = None;
         let mut max_hosts = None;
+        let mut created_ms = None;
         let (mut interfaces, mut maps, mut links) = (Vec::new(), Vec::new(), Vec::new());
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let mut words = line.split_whitespace();
@@ -233,6 +244,7 @@ impl Layout {
                 ("layout", v) => layout = Some(v.parse().ok()?),
                 ("mode", v) => mode = Some(v.to_owned()),
                 ("max_hosts", v) => max_hosts = Some(v.parse().ok()?),
+                ("created_ms", v) => created_ms = Some(v.parse().ok()?),
                 ("iface", name) => interfaces.push(PinnedInterface {
                     name: name.to_owned(),
                     ifindex: words.next()?.parse().ok()?,
@@ -247,6 +259,7 @@ impl Layout {
             layout: layout?,
             mode: mode?,
             max_hosts: max_hosts?,
+            created_ms,
             interfaces,
             maps,
             links,
@@ -410,10 +423,29 @@ fn size<T>() -> u32 {
 }
 
 /// The maps this binary reads, as it would create them for `interfaces` interfaces, the highest
-/// ifindex `max_ifindex` and `max_hosts` hosts.
+/// ifindex `max_ifindex` and `max_hosts` hosts (and as many pairs).
 #[must_use]
-pub fn expected_maps(interfaces: u32, max_ifindex: u32, max_hosts: u32) -> [MapShape; 5] {
-    [
+pub fn expected_maps(interfaces: u32, max_ifindex: u32, max_hosts: u32) -> Vec<MapShape> {
+    let mut shapes = layout1_maps(interfaces, max_ifindex, max_hosts);
+    for s in &mut shapes {
+        if s.name == maps::ERRORS {
+            s.max_entries = ERROR_KINDS;
+        }
+    }
+    shapes.push(MapShape {
+        name: maps::PAIRS,
+        map_type: MapType::Hash,
+        key: size::<PairKey>(),
+        value: size::<PairCounters>(),
+        max_entries: max_hosts.max(1),
+    });
+    shapes
+}
+
+/// The maps of pin layout 1: those of today without the pair map, and 13 error kinds. Its value
+/// types are today's, so `CounterMaps::read_into` reads it as it is.
+fn layout1_maps(interfaces: u32, max_ifindex: u32, max_hosts: u32) -> Vec<MapShape> {
+    vec![
         MapShape {
             name: maps::HOSTS,
             map_type: MapType::Hash,
@@ -447,24 +479,24 @@ pub fn expected_maps(interfaces: u32, max_ifindex: u32, max_hosts: u32) -> [MapS
             map_type: MapType::PerCpuArray,
             key: 4,
             value: 8,
-            max_entries: ERROR_KINDS,
+            max_entries: LAYOUT1_ERROR_KINDS,
         },
     ]
 }
 
-// Layout 1 is today's layout: `layout_maps` reads it with today's shapes and
-// `CounterMaps::read_into`. A build that bumps PIN_LAYOUT must keep a reader for layout 1 (its
-// shapes, and a reader of its value types beside `read_into`).
+// Layout 2 is today's layout. A build that bumps PIN_LAYOUT must keep readers for layouts 1 and
+// 2 (their shapes, and a reader of their value types beside `read_into`).
 const _: () = assert!(
-    PIN_LAYOUT == 1,
-    "PIN_LAYOUT changed: keep a reader for layout 1 in layout_maps (its map shapes and value \
-     types), so that an upgrade still folds the counts pinned by the previous ntop"
+    PIN_LAYOUT == 2,
+    "PIN_LAYOUT changed: keep readers for layouts 1 and 2 in layout_maps (their map shapes and \
+     value types), so that an upgrade still folds the counts pinned by an earlier ntop"
 );
 
 /// The maps of pin layout `layout` as this build reads them, for `interfaces` interfaces, the
 /// highest ifindex `max_ifindex` and `max_hosts` hosts; `None` when this build cannot read that
-/// layout. `own` is the layout this build pins with (normally [`PIN_LAYOUT`]; the upgrade test
-/// runs as a build of `PIN_LAYOUT + 1` with today's maps).
+/// layout. `own` is the layout this build pins with (normally [`PIN_LAYOUT`]; the upgrade
+/// tests run as a build of `PIN_LAYOUT + 1` with today's maps, or of layout 1, which creates
+/// layout 1's shapes).
 #[must_use]
 pub fn layout_maps(
     layout: u32,
@@ -472,10 +504,10 @@ pub fn layout_maps(
     interfaces: u32,
     max_ifindex: u32,
     max_hosts: u32,
-) -> Option<[MapShape; 5]> {
+) -> Option<Vec<MapShape>> {
     match layout {
-        // Layout 1: today's maps (PIN_LAYOUT == 1, asserted above).
-        1 => Some(expected_maps(interfaces, max_ifindex, max_hosts)),
+        1 => Some(layout1_maps(interfaces, max_ifindex, max_hosts)),
+        PIN_LAYOUT => Some(expected_maps(interfaces, max_ifindex, max_hosts)),
         n if n == own => Some(expected_maps(interfaces, max_ifindex, max_hosts)),
         _ => None,
     }
@@ -841,9 +873,22 @@ mod tests {
         assert!(layout_maps(PIN_LAYOUT + 1, PIN_LAYOUT, 1, 2, 3).is_none());
         assert!(layout_maps(0, PIN_LAYOUT, 1, 2, 3).is_none());
         assert_eq!(
-            layout_maps(1, PIN_LAYOUT, 2, 7, 100),
+            layout_maps(2, PIN_LAYOUT, 2, 7, 100),
             Some(expected_maps(2, 7, 100))
         );
+        // Layout 1: no pair map, 13 error kinds; the other maps as today.
+        let one = layout_maps(1, PIN_LAYOUT, 2, 7, 100).unwrap();
+        let today = expected_maps(2, 7, 100);
+        assert!(one.iter().all(|s| s.name != maps::PAIRS));
+        assert_eq!(one.len() + 1, today.len());
+        for s in &one {
+            let t = today.iter().find(|t| t.name == s.name).unwrap();
+            if s.name == maps::ERRORS {
+                assert_eq!((s.max_entries, t.max_entries), (13, ERROR_KINDS));
+            } else {
+                assert_eq!(s, t);
+            }
+        }
     }
 
     #[test]
@@ -852,6 +897,7 @@ mod tests {
             layout: 1,
             mode: "xdp".into(),
             max_hosts: 10,
+            created_ms: Some(1_700_000_000_123),
             interfaces: vec![
                 PinnedInterface {
                     name: "eth0.100".into(),

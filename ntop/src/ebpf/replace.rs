@@ -317,8 +317,12 @@ impl Kernel {
             old_dir.display(),
             why.join("; "),
         );
-        let counters =
-            CounterMaps::new(interfaces, take_counters(&mut ebpf)?, opts.max_hosts.max(1));
+        let counters = CounterMaps::new(
+            interfaces,
+            take_counters(&mut ebpf, opts.layout)?,
+            opts.max_hosts.max(1),
+            Some(std::time::SystemTime::now()),
+        );
         Ok(Self {
             ebpf: Some(ebpf),
             pins: Some(pins),

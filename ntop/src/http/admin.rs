@@ -420,7 +420,7 @@ mod tests {
             ("data_dir", serde_json::json!("/var/lib/ntop")),
             ("capture_mode", serde_json::json!("xdp")),
             ("memory_budget_bytes", serde_json::json!(64 << 20)),
-            ("host_capacity", serde_json::json!(262_144)),
+            ("host_capacity", serde_json::json!((64 << 20) / 400)),
             ("refresh_interval_ms", serde_json::json!(500)),
             ("pin_dir", serde_json::json!("/sys/fs/bpf/ntop")),
             ("detach_on_stop", serde_json::json!(false)),

@@ -17,8 +17,8 @@ use warp::{
 use super::{
     error::ApiError,
     models::{
-        Health, Host, HostEntriesResponse, HostsResponse, InterfacesResponse, Protocol,
-        ProtocolsResponse,
+        Health, Host, HostEntriesResponse, HostsResponse, InterfacesResponse, PeersResponse,
+        Protocol, ProtocolsResponse,
     },
 };
 use crate::state::{HostQuery, Order, Scope, SharedState, SortKey, State, display_addr, key_addr};
@@ -161,13 +161,7 @@ pub async fn hosts(query: Query, state: SharedState) -> Result<Response, Rejecti
 /// Rejects with an [`ApiError`] (rendered by [`handle_rejection`](super::handle_rejection)):
 /// bad percent-encoding, not an IP address, or an address never seen.
 pub async fn host(segment: String, state: SharedState) -> Result<Response, Rejection> {
-    let decoded =
-        percent_decode(&segment).ok_or_else(|| ApiError::InvalidPathEncoding(segment.clone()))?;
-    let ip: IpAddr = decoded
-        .parse()
-        .map_err(|_| ApiError::InvalidAddress(decoded.clone()))?;
-    // The canonical form: `::ffff:198.18.0.1` is shown as `198.18.0.1`.
-    let ip = display_addr(key_addr(ip));
+    let ip = path_addr(&segment)?;
     with_state(state, move |s| {
         let entries = s.host_entries(ip);
         if entries.is_empty() {
@@ -182,6 +176,61 @@ pub async fn host(segment: String, state: SharedState) -> Result<Response, Rejec
         ))
     })
     .await
+}
+
+/// Peers listed unless `limit` says otherwise.
+pub const DEFAULT_PEERS: usize = 10;
+/// Most peers listed.
+pub const MAX_PEERS: usize = 100;
+
+/// `GET /api/v1/hosts/{ip}/peers?limit=&interface=`: the hosts `ip` exchanged most bytes with,
+/// from the kernel's pair counts.
+///
+/// # Errors
+///
+/// Rejects with an [`ApiError`] (rendered by [`handle_rejection`](super::handle_rejection)):
+/// bad percent-encoding, not an IP address, an address never seen, an unknown or invalid
+/// parameter, or an unknown interface.
+pub async fn peers(
+    segment: String,
+    query: Query,
+    state: SharedState,
+) -> Result<Response, Rejection> {
+    let [limit, interface] = params(query, ["limit", "interface"], "`limit` and `interface`")
+        .map_err(warp::reject::custom)?;
+    let limit = match limit {
+        None => DEFAULT_PEERS,
+        Some(v) => parse_count(&v)
+            .filter(|n| (1..=MAX_PEERS).contains(n))
+            .ok_or_else(|| ApiError::InvalidParameter {
+                name: "limit",
+                value: v,
+                expected: format!("a whole number from 1 to {MAX_PEERS}"),
+            })?,
+    };
+    let ip = path_addr(&segment)?;
+    with_state(state, move |s| {
+        let ifindex = interface.map(|name| ifindex_of(s, name)).transpose()?;
+        if s.host_entries(ip).is_empty() {
+            return Err(ApiError::HostNotFound(ip.to_string()));
+        }
+        Ok(json(
+            StatusCode::OK,
+            &PeersResponse::new(ip, s.peers(ip, ifindex, limit)),
+        ))
+    })
+    .await
+}
+
+/// The address in a `/api/v1/hosts/{ip}…` path segment, in the form the API shows it
+/// (`::ffff:198.18.0.1` becomes `198.18.0.1`).
+fn path_addr(segment: &str) -> Result<IpAddr, ApiError> {
+    let decoded =
+        percent_decode(segment).ok_or_else(|| ApiError::InvalidPathEncoding(segment.to_owned()))?;
+    let ip: IpAddr = decoded
+        .parse()
+        .map_err(|_| ApiError::InvalidAddress(decoded.clone()))?;
+    Ok(display_addr(key_addr(ip)))
 }
 
 /// `GET /api/v1/protocols?interface=`.

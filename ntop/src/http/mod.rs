@@ -94,6 +94,11 @@ pub fn api(state: SharedState) -> impl Filter<Extract = (Response,), Error = Rej
         .and(warp::get())
         .and(state.clone())
         .and_then(handlers::host);
+    let peers = warp::path!("api" / "v1" / "hosts" / String / "peers")
+        .and(warp::get())
+        .and(query())
+        .and(state.clone())
+        .and_then(handlers::peers);
     let protocols = warp::path!("api" / "v1" / "protocols")
         .and(warp::get())
         .and(query())
@@ -107,6 +112,8 @@ pub fn api(state: SharedState) -> impl Filter<Extract = (Response,), Error = Rej
         .or(hosts)
         .unify()
         .or(host)
+        .unify()
+        .or(peers)
         .unify()
         .or(protocols)
         .unify()

@@ -131,6 +131,8 @@ pub struct InterfacesResponse<'a> {
     pub poll_duration_ms: Option<f64>,
     /// The kernel's host map.
     pub host_table: HostTable,
+    /// The kernel's pair map (who talks to whom).
+    pub pair_table: PairTable,
     /// Error counters by name.
     pub errors: Errors,
     /// Monitored interfaces.
@@ -149,6 +151,7 @@ impl<'a> InterfacesResponse<'a> {
                 capacity: table.capacity,
                 used: table.used,
             },
+            pair_table: PairTable::from(s.pair_table()),
             errors: Errors(s.errors().collect()),
             interfaces: s.interfaces().map(Interface::from).collect(),
         }
@@ -295,6 +298,87 @@ pub struct HostEntriesResponse<'a> {
     pub ip: IpAddr,
     /// One entry per interface it was seen on.
     pub entries: Vec<Host<'a>>,
+}
+
+/// `GET /api/v1/hosts/{ip}/peers`.
+#[derive(Debug, Serialize)]
+pub struct PeersResponse<'a> {
+    /// The host, as the API shows it.
+    pub ip: IpAddr,
+    /// Peer entries (peer × interface) the host has, before `limit`.
+    pub total: usize,
+    /// `false` when the kernel's pair table overflowed (or failed to count a pair) since
+    /// `since`: some peers are missing.
+    pub complete: bool,
+    /// Since when the peer counts count (the kernel maps' creation or the last reset);
+    /// `null` when not known.
+    pub since: Option<Timestamp>,
+    /// Fill of the kernel's pair table.
+    pub pair_table: PairTable,
+    /// The top peers, most bytes (both ways) first.
+    pub peers: Vec<Peer<'a>>,
+}
+
+/// Fill of the kernel's pair map.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct PairTable {
+    /// Entries it holds at most (0: these kernel maps have no pair table).
+    pub capacity: u32,
+    /// Entries it held at the last poll.
+    pub used: usize,
+}
+
+impl From<state::PairTable> for PairTable {
+    fn from(t: state::PairTable) -> Self {
+        Self {
+            capacity: t.capacity,
+            used: t.used,
+        }
+    }
+}
+
+/// One peer of a host on one interface.
+#[derive(Debug, Serialize)]
+pub struct Peer<'a> {
+    /// The peer's address.
+    pub ip: IpAddr,
+    /// The interface the pair was seen on.
+    pub interface: Cow<'a, str>,
+    /// From the host to the peer.
+    pub sent: Volume,
+    /// From the peer to the host.
+    pub received: Volume,
+    /// The peer is in a local subnet (`-m`).
+    pub local: bool,
+    /// The peer's name (reverse DNS); `null` when not known (yet), or with `-n`.
+    #[serde(serialize_with = "shared_str")]
+    pub name: Option<Arc<str>>,
+}
+
+impl<'a> PeersResponse<'a> {
+    /// The response for `ip`'s peer list.
+    #[must_use]
+    pub fn new(ip: IpAddr, list: state::PeerList<'a>) -> Self {
+        Self {
+            ip,
+            total: list.total,
+            complete: list.complete,
+            since: list.since.map(Timestamp),
+            pair_table: PairTable::from(list.table),
+            peers: list
+                .peers
+                .into_iter()
+                .map(|p| Peer {
+                    ip: p.ip,
+                    interface: p.interface,
+                    sent: p.sent.into(),
+                    received: p.received.into(),
+                    local: p.local,
+                    name: p.name,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `GET /api/v1/protocols`.

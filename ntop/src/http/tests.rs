@@ -17,7 +17,7 @@ use crate::{
     sample::CaptureMode,
     state::{
         SharedState, State,
-        tests::{SampleBuilder, sample},
+        tests::{SampleBuilder, T0, sample},
     },
 };
 
@@ -34,6 +34,8 @@ const ARP: u32 = 512;
 /// - `2001:db8::2` on veth1: received `ICMPv6` 64/1 both times.
 /// - 198.18.0.2 on veth0: new at 1 s, sent TCP 50/1 (50 B/s, 1/s).
 /// - Errors: 3 `host_map_full`.
+/// - Pairs at 1 s, on veth0: 198.18.0.1 → 198.18.0.2 600/6, back 50/1; 198.18.0.1 → 198.18.0.9
+///   (no host entry of its own) 100/1. The maps were created at `T0`.
 fn fixture() -> SharedState {
     let base = |ms| -> SampleBuilder {
         sample(ms)
@@ -60,6 +62,10 @@ fn fixture() -> SharedState {
             .proto(7, 0, UDP4, 128, 2)
             .host("198.18.0.1", 5, SENT, L4Class::Tcp, 1600, 16)
             .host("198.18.0.2", 5, SENT, L4Class::Tcp, 50, 1)
+            .pair("198.18.0.1", "198.18.0.2", 5, 600, 6)
+            .pair("198.18.0.2", "198.18.0.1", 5, 50, 1)
+            .pair("198.18.0.1", "198.18.0.9", 5, 100, 1)
+            .created(std::time::UNIX_EPOCH + std::time::Duration::from_secs(T0))
             .build(),
     );
     std::sync::Arc::new(std::sync::RwLock::new(s))
@@ -177,12 +183,13 @@ async fn interfaces_before_the_first_poll() {
         json!({
             "polled_at": null, "poll_duration_ms": null,
             "host_table": {"capacity": 0, "used": 0},
+            "pair_table": {"capacity": 0, "used": 0},
             "errors": {
                 "truncated_ethernet": 0, "truncated_vlan": 0, "vlan_depth": 0,
                 "truncated_ipv4": 0, "bad_ipv4_header": 0, "truncated_ipv6": 0,
                 "ipv6_ext_depth": 0, "truncated_l4": 0, "host_map_full": 0,
                 "host_update_failed": 0, "unknown_interface": 0, "proto_lookup_failed": 0,
-                "bad_ipv6_header": 0,
+                "bad_ipv6_header": 0, "pair_map_full": 0, "pair_update_failed": 0,
             },
             "interfaces": [],
         })
@@ -208,12 +215,13 @@ async fn interfaces() {
         json!({
             "polled_at": AT_1, "poll_duration_ms": 1.5,
             "host_table": {"capacity": 1024, "used": 3},
+            "pair_table": {"capacity": 1024, "used": 2},
             "errors": {
                 "truncated_ethernet": 0, "truncated_vlan": 0, "vlan_depth": 0,
                 "truncated_ipv4": 0, "bad_ipv4_header": 0, "truncated_ipv6": 0,
                 "ipv6_ext_depth": 0, "truncated_l4": 0, "host_map_full": 3,
                 "host_update_failed": 0, "unknown_interface": 0, "proto_lookup_failed": 0,
-                "bad_ipv6_header": 0,
+                "bad_ipv6_header": 0, "pair_map_full": 0, "pair_update_failed": 0,
             },
             "interfaces": [
                 {
@@ -444,6 +452,95 @@ async fn host_errors() {
     }
     let (_, body) = get(&state, "/api/v1/hosts/not-an-ip").await;
     assert!(body["message"].as_str().unwrap().contains("`not-an-ip`"));
+}
+
+#[tokio::test]
+async fn peers_of_a_host() {
+    let state = fixture();
+    let peer = |ip: &str, sent: Value, received: Value| {
+        json!({
+            "ip": ip, "interface": "veth0", "sent": sent, "received": received,
+            "local": false, "name": null,
+        })
+    };
+    let (status, body) = get(&state, "/api/v1/hosts/198.18.0.1/peers").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({
+            "ip": "198.18.0.1", "total": 2, "complete": true,
+            "since": "2023-11-14T22:13:20.000Z",
+            "pair_table": {"capacity": 1024, "used": 2},
+            "peers": [
+                peer("198.18.0.2", volume(600, 6), volume(50, 1)),
+                peer("198.18.0.9", volume(100, 1), volume(0, 0)),
+            ],
+        })
+    );
+    let (_, body) = get(
+        &state,
+        "/api/v1/hosts/198.18.0.2/peers?limit=1&interface=veth0",
+    )
+    .await;
+    assert_eq!(body["total"], 1);
+    assert_eq!(
+        body["peers"],
+        json!([peer("198.18.0.1", volume(50, 1), volume(600, 6))])
+    );
+    let (_, body) = get(&state, "/api/v1/hosts/198.18.0.1/peers?limit=1").await;
+    assert_eq!(
+        (
+            body["total"].as_u64(),
+            body["peers"].as_array().map(Vec::len)
+        ),
+        (Some(2), Some(1))
+    );
+    // A host without pairs on that interface: an empty list.
+    let (status, body) = get(&state, "/api/v1/hosts/2001:db8::2/peers?interface=veth1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (body["total"].as_u64(), body["peers"].clone()),
+        (Some(0), json!([]))
+    );
+    for (path, status, code) in [
+        ("/api/v1/hosts/198.18.0.3/peers", 404, "host_not_found"),
+        ("/api/v1/hosts/not-an-ip/peers", 400, "invalid_address"),
+        (
+            "/api/v1/hosts/198.18.0.1/peers?limit=0",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/api/v1/hosts/198.18.0.1/peers?limit=101",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/api/v1/hosts/198.18.0.1/peers?limit=1&limit=2",
+            400,
+            "duplicate_parameter",
+        ),
+        (
+            "/api/v1/hosts/198.18.0.1/peers?sort=bytes",
+            400,
+            "unknown_parameter",
+        ),
+        (
+            "/api/v1/hosts/198.18.0.1/peers?interface=eth9",
+            404,
+            "interface_not_found",
+        ),
+    ] {
+        assert_error(&state, "GET", path, status, code).await;
+    }
+    assert_error(
+        &state,
+        "POST",
+        "/api/v1/hosts/198.18.0.1/peers",
+        405,
+        "method_not_allowed",
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -162,6 +162,8 @@ fn small_expected() -> BTreeMap<String, String> {
         ("ntop_last_poll_timestamp_seconds", "1700000001.0"),
         ("ntop_host_table_capacity", "4096"),
         ("ntop_host_table_entries", "3"),
+        ("ntop_pair_table_capacity", "4096"),
+        ("ntop_pair_table_entries", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -208,6 +210,8 @@ fn prometheus_text_has_exact_series_and_types() {
         ("ntop_last_poll_timestamp_seconds", "gauge"),
         ("ntop_host_table_capacity", "gauge"),
         ("ntop_host_table_entries", "gauge"),
+        ("ntop_pair_table_capacity", "gauge"),
+        ("ntop_pair_table_entries", "gauge"),
         ("ntop_build_info", "gauge"),
     ]
     .into_iter()

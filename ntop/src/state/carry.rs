@@ -205,6 +205,8 @@ impl State {
         }
         self.last_order.clear();
         self.full_checkpoint = true;
+        let pair_errors = self.pair_errors();
+        self.pairs.begin_epoch(pair_errors);
     }
 
     /// What changed since the last checkpoint, as history points and totals rows; the
@@ -349,6 +351,7 @@ impl State {
         }
         self.since_ms = Some(epoch_ms(now));
         self.full_checkpoint = true;
+        self.pairs.reset(now);
     }
 
     /// Makes the next checkpoint write every host, changed or not (the database was

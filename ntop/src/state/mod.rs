@@ -26,6 +26,7 @@ mod annotate;
 mod carry;
 mod monotonic;
 mod names;
+mod peers;
 pub mod query;
 #[cfg(test)]
 pub(crate) mod search_tests;
@@ -48,6 +49,7 @@ pub use self::{
     annotate::{HostMacs, HostNames, Scope, format_mac},
     carry::Checkpoint,
     names::{Family, display_addr, key_addr, slot_name},
+    peers::{PairTable, PeerList, PeerView},
     query::{HostPage, HostQuery, HostView, InterfaceView, Order, ProtocolView, SortKey},
 };
 use crate::sample::{CaptureMode, Epoch, InterfaceSample, Sample};
@@ -217,6 +219,8 @@ pub struct State {
     since_ms: Option<u64>,
     /// The next checkpoint writes every host, changed or not (after a reset or a new epoch).
     full_checkpoint: bool,
+    /// The pair map at the last poll, for top peers.
+    pairs: peers::Pairs,
     /// Local subnets, name and MAC sources, for listings (never used by `ingest`).
     annotations: annotate::Annotations,
 }
@@ -250,6 +254,7 @@ impl State {
             restored_ifaces: Vec::new(),
             since_ms: None,
             full_checkpoint: false,
+            pairs: peers::Pairs::default(),
             annotations: annotate::Annotations::default(),
         }
     }
@@ -269,6 +274,9 @@ impl State {
             interfaces,
             hosts,
             host_capacity,
+            pairs,
+            pair_capacity,
+            created,
             errors,
             poll_duration,
             epoch,
@@ -293,6 +301,7 @@ impl State {
             used: hosts.len(),
         };
         monotonic::advance(&mut self.error_total, &mut self.error_offset, errors, None);
+        self.pairs.ingest(pairs, *pair_capacity, *created);
 
         for sampled in interfaces {
             self.ingest_interface(sampled, generation);

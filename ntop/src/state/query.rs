@@ -391,15 +391,19 @@ impl State {
         view
     }
 
-    fn host_view<'a>(&'a self, h: &'a Host) -> HostView<'a> {
-        let interface = self
-            .interfaces
+    /// The name of the interface `ifindex`, or `ifindex-N` for one that is not monitored.
+    pub(super) fn interface_name(&self, ifindex: u32) -> Cow<'_, str> {
+        self.interfaces
             .iter()
-            .find(|i| i.ifindex == h.key.ifindex)
+            .find(|i| i.ifindex == ifindex)
             .map_or_else(
-                || Cow::Owned(format!("ifindex-{}", h.key.ifindex)),
+                || Cow::Owned(format!("ifindex-{ifindex}")),
                 |i| Cow::Borrowed(i.name.as_str()),
-            );
+            )
+    }
+
+    fn host_view<'a>(&'a self, h: &'a Host) -> HostView<'a> {
+        let interface = self.interface_name(h.key.ifindex);
         let ip = display_addr(h.key.addr);
         HostView {
             ip,

@@ -29,6 +29,9 @@ pub(crate) fn sample(ms: u64) -> SampleBuilder {
         interfaces: Vec::new(),
         hosts: Vec::new(),
         host_capacity: 1024,
+        pairs: Vec::new(),
+        pair_capacity: 1024,
+        created: None,
         errors: [0; ERROR_KINDS as usize],
         epoch: crate::sample::Epoch::default(),
         poll_duration: Duration::from_micros(1500),
@@ -132,8 +135,38 @@ impl SampleBuilder {
         self
     }
 
+    /// Adds `bytes` and `packets` from `src` to `dst` on `ifindex` to the pair entries.
+    pub(crate) fn pair(
+        mut self,
+        src: &str,
+        dst: &str,
+        ifindex: u32,
+        bytes: u64,
+        packets: u64,
+    ) -> Self {
+        let (key, dir) = ntop_common::counters::PairKey::of(addr(src), addr(dst), ifindex);
+        let entry = match self.0.pairs.iter().position(|(k, _)| *k == key) {
+            Some(i) => &mut self.0.pairs[i].1,
+            None => {
+                self.0.pairs.push((key, Default::default()));
+                &mut self.0.pairs.last_mut().unwrap().1
+            }
+        };
+        entry.c[dir].bytes += bytes;
+        entry.c[dir].packets += packets;
+        self
+    }
+
+    /// Sets when the maps were created.
+    pub(crate) fn created(mut self, at: SystemTime) -> Self {
+        self.0.created = Some(at);
+        self
+    }
+
+    /// Sets the host map's capacity (and the pair map's, which the daemon sizes alike).
     pub(crate) fn capacity(mut self, capacity: u32) -> Self {
         self.0.host_capacity = capacity;
+        self.0.pair_capacity = capacity;
         self
     }
 
@@ -173,7 +206,7 @@ fn empty_state() {
     assert_eq!(s.host_count(), 0);
     assert_eq!(s.hosts(&HostQuery::default()).total, 0);
     assert!(s.errors().all(|(_, n)| n == 0));
-    assert_eq!(s.errors().count(), 13);
+    assert_eq!(s.errors().count(), ERROR_KINDS as usize);
 }
 
 #[test]
