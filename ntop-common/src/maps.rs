@@ -24,6 +24,10 @@ pub const PAIRS: &str = "NTOP_PAIRS";
 /// Error and anomaly counters.
 pub const ERRORS: &str = "NTOP_ERRORS";
 
+/// Global (`.rodata`) the loader sets to 0 for `--no-peers`: the programs then never touch
+/// [`PAIRS`], and the verifier removes that code (a frozen read-only value is a known constant).
+pub const COUNT_PAIRS: &str = "NTOP_COUNT_PAIRS";
+
 /// Most interfaces one daemon monitors (slots `0..MAX_IFACES`).
 pub const MAX_IFACES: u32 = 64;
 /// Capacity the object file declares for [`HOSTS`] and [`PAIRS`]; the loader always overrides

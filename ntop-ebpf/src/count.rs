@@ -2,7 +2,7 @@
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
-use aya_ebpf::{bindings::BPF_NOEXIST, btf_maps::HashMap};
+use aya_ebpf::{Global, bindings::BPF_NOEXIST, btf_maps::HashMap};
 use ntop_common::{
     counters::{Counter, HostCounters, HostKey, L4_CLASSES, PairCounters, PairKey, RECEIVED, SENT},
     errors::ErrorKind,
@@ -24,6 +24,10 @@ static ZERO: HostCounters = HostCounters {
     }; L4_CLASSES]; 2],
 };
 
+/// 0 when the daemon runs with `--no-peers` (set at load; see `ntop_common::maps::COUNT_PAIRS`).
+#[unsafe(no_mangle)]
+static NTOP_COUNT_PAIRS: Global<u8> = Global::new(1);
+
 /// The value new pairs start from (in `.rodata`, like [`ZERO`]).
 static ZERO_PAIR: PairCounters = PairCounters {
     c: [Counter {
@@ -42,16 +46,17 @@ pub fn error(kind: ErrorKind) {
 }
 
 /// Counts one frame seen on `ifindex` in direction `dir` as `packets` wire packets of
-/// `bytes(parsed)` bytes in all.
+/// `bytes(parsed)` bytes in all. `PAIRS` is false only in the benchmark's reference program,
+/// which measures what the pair map costs.
 #[inline(always)]
-pub fn count<F: Frame>(
+pub fn count<F: Frame, const PAIRS: bool>(
     frame: &F,
     ifindex: u32,
     dir: Direction,
     packets: u64,
     bytes: impl FnOnce(&Parsed) -> u64,
 ) -> Result<(), ErrorKind> {
-    let result = try_count(frame, ifindex, dir, packets, bytes);
+    let result = try_count::<F, PAIRS>(frame, ifindex, dir, packets, bytes);
     if let Err(kind) = result {
         error(kind);
     }
@@ -59,7 +64,7 @@ pub fn count<F: Frame>(
 }
 
 #[inline(always)]
-fn try_count<F: Frame>(
+fn try_count<F: Frame, const PAIRS: bool>(
     frame: &F,
     ifindex: u32,
     dir: Direction,
@@ -87,7 +92,9 @@ fn try_count<F: Frame>(
         let l4 = parsed.l4 as usize;
         host(parsed.src, ifindex, slot, SENT, l4, bytes, packets);
         host(parsed.dst, ifindex, slot, RECEIVED, l4, bytes, packets);
-        pair(parsed.src, parsed.dst, ifindex, bytes, packets);
+        if PAIRS && NTOP_COUNT_PAIRS.load() != 0 {
+            pair(parsed.src, parsed.dst, ifindex, bytes, packets);
+        }
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ pub fn ntop_xdp(ctx: XdpContext) -> u32 {
     // SAFETY: the helper only reads the xdp_buff behind `ctx.ctx`.
     let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
     let frame = frame::Linear::new(ctx.data(), ctx.data_end());
-    match count::count(&frame, ifindex, Direction::Ingress, 1, |_| len) {
+    match count::count::<_, true>(&frame, ifindex, Direction::Ingress, 1, |_| len) {
         Ok(()) | Err(_) => xdp_action::XDP_PASS,
     }
 }
@@ -110,11 +110,11 @@ fn tc(ctx: &TcContext, dir: Direction) -> i32 {
     let linear = frame::Linear::new(ctx.data(), ctx.data_end());
     let linear_len = ctx.data_end() - ctx.data();
     let result = if linear_len >= len as usize || linear_len >= frame::SCRATCH_LEN {
-        count::count(&linear, ifindex, dir, packets, bytes)
+        count::count::<_, true>(&linear, ifindex, dir, packets, bytes)
     } else if let Some(copied) = frame::Copied::new(ctx, len) {
-        count::count(&copied, ifindex, dir, packets, bytes)
+        count::count::<_, true>(&copied, ifindex, dir, packets, bytes)
     } else {
-        count::count(&linear, ifindex, dir, packets, bytes)
+        count::count::<_, true>(&linear, ifindex, dir, packets, bytes)
     };
     match result {
         Ok(()) | Err(_) => TCX_NEXT,
@@ -132,6 +132,24 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 #[xdp(frags)]
 pub fn ntop_bench_xdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
+}
+
+/// Reference for benchmarks: [`ntop_xdp`] without the pair map (what pin layout 1 counted), so
+/// that `cargo xtask bench` measures the pair map's cost in the same run.
+#[xdp(frags)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "aya-ebpf entry points take the context by value"
+)]
+pub fn ntop_bench_xdp_no_pairs(ctx: XdpContext) -> u32 {
+    // SAFETY: as in `ntop_xdp`.
+    let ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    // SAFETY: as in `ntop_xdp`.
+    let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
+    let frame = frame::Linear::new(ctx.data(), ctx.data_end());
+    match count::count::<_, false>(&frame, ifindex, Direction::Ingress, 1, |_| len) {
+        Ok(()) | Err(_) => xdp_action::XDP_PASS,
+    }
 }
 
 /// Reference for benchmarks: a TC program that only returns `TCX_NEXT`.

@@ -9,7 +9,7 @@ use std::{
 };
 
 use clap::Parser;
-use ntop_common::maps::BUDGET_PER_HOST;
+use ntop_common::maps::{BUDGET_PER_HOST, HOST_ENTRY_COST};
 
 use crate::ebpf::ModeRequest;
 
@@ -149,6 +149,13 @@ pub struct Cli {
     #[arg(long, value_name = "SIZE", default_value = "400M", value_parser = parse_size)]
     pub memory_budget: u64,
 
+    /// Do not count who talks to whom: hosts then have no top peers, and the kernel programs
+    /// save the pair table's lookup (about 60 ns per packet, see docs/BENCHMARKS.md) and its
+    /// memory (each host of --memory-budget takes 256 bytes instead of 400). For the busiest
+    /// gateways.
+    #[arg(long)]
+    pub no_peers: bool,
+
     /// Disk space the history database (`DATA_DIR/history.db`) may use, e.g. `512M`, `2G`.
     /// Interface and protocol history is small and always kept; per-host history is trimmed,
     /// oldest first, to stay within this.
@@ -179,10 +186,16 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Host map (and pair map) capacity from the memory budget.
+    /// Host map (and pair map) capacity from the memory budget: each host pays for its
+    /// entry and, unless `--no-peers`, for a pair entry.
     #[must_use]
     pub fn max_hosts(&self) -> u32 {
-        u32::try_from((self.memory_budget / BUDGET_PER_HOST).max(1)).unwrap_or(u32::MAX)
+        let per_host = if self.no_peers {
+            HOST_ENTRY_COST
+        } else {
+            BUDGET_PER_HOST
+        };
+        u32::try_from((self.memory_budget / per_host).max(1)).unwrap_or(u32::MAX)
     }
 }
 
@@ -298,6 +311,8 @@ mod tests {
     fn default_budget_holds_a_million_hosts() {
         let cli = Cli::try_parse_from(["ntop"]).unwrap();
         assert_eq!(cli.max_hosts(), 1_048_576);
+        let cli = Cli::try_parse_from(["ntop", "--no-peers"]).unwrap();
+        assert_eq!(cli.max_hosts(), 1_638_400, "400M at 256 bytes a host");
         assert_eq!(cli.refresh_interval, Duration::from_secs(1));
         assert_eq!(cli.http, Listen::On("0.0.0.0:3000".parse().unwrap()));
     }

@@ -243,6 +243,7 @@ fn load_kernel(cli: &Cli, interfaces: Vec<String>) -> Result<Kernel> {
         interfaces,
         mode: cli.capture_mode,
         max_hosts: cli.max_hosts(),
+        peers: !cli.no_peers,
         attach: true,
         layout: cli.pin_layout.unwrap_or(ntop::ebpf::pin::PIN_LAYOUT),
     };

@@ -21,6 +21,7 @@ pub fn load(interface: &str, mode: ModeRequest, max_hosts: u32) -> Kernel {
         interfaces: vec![interface.to_owned()],
         mode,
         max_hosts,
+        peers: true,
         attach: false,
         layout: ntop::ebpf::pin::PIN_LAYOUT,
     })

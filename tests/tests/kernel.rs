@@ -6,7 +6,7 @@
 
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp};
 use ntop::{
-    ebpf::{Kernel, ModeRequest, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP},
+    ebpf::{Kernel, LoadOptions, ModeRequest, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP},
     sample::Sample,
 };
 use ntop_common::{
@@ -314,4 +314,26 @@ fn a_full_pair_map_counts_an_error_and_nothing_else_is_lost() {
     }
     assert_eq!(s.errors[ErrorKind::PairMapFull as usize], 5);
     assert_eq!(proto(&s, RX, 17), c(9 * 42, 9));
+}
+
+/// `--no-peers`: the programs leave the pair map alone (nothing is read from it either), and
+/// count hosts and protocols as always.
+#[test]
+fn without_peers_nothing_is_counted_per_pair() {
+    let mut k = Kernel::load(&LoadOptions {
+        interfaces: vec!["lo".to_owned()],
+        mode: ModeRequest::Xdp,
+        max_hosts: 64,
+        peers: false,
+        attach: false,
+        layout: ntop::ebpf::pin::PIN_LAYOUT,
+    })
+    .expect("loading without peers");
+    let f = frame(&[&eth(0x0800, &[]), &ipv4(17, 0, 0, &udp(1, 2, 100))]);
+    run_xdp(&mut k, &f);
+    let s = k.read().unwrap();
+    assert_eq!((s.pair_capacity, s.pairs.len()), (0, 0));
+    assert_eq!(host(&s, ipv4_mapped(IPV4_SRC)).total(SENT), c(142, 1));
+    assert_eq!(s.errors[ErrorKind::PairMapFull as usize], 0);
+    assert_eq!(s.errors[ErrorKind::PairUpdateFailed as usize], 0);
 }

@@ -60,6 +60,7 @@ fn opts(interfaces: &[&str], max_hosts: u32) -> LoadOptions {
         interfaces: interfaces.iter().map(|&s| s.to_owned()).collect(),
         mode: ModeRequest::Xdp,
         max_hosts,
+        peers: true,
         attach: true,
         layout: ntop::ebpf::pin::PIN_LAYOUT,
     }
@@ -251,7 +252,7 @@ fn version_dirs(base: &Path) -> Vec<String> {
 }
 
 /// Option changes replace the pinned programs (capacity, capture mode XDP → TC → generic XDP,
-/// `xdp-generic` → `xdp`, which swaps in place), each time handing over the final counts of the
+/// `xdp-generic` → `xdp`, which swaps in place, `--no-peers` and back), each time handing over the final counts of the
 /// replaced programs; pings between the starts, none during them, so every count is exact:
 /// the sum of all replaced samples and the last kernel equals the link's counters and the
 /// hand-computed frame sizes. A start with the same options then re-adopts.
@@ -271,7 +272,7 @@ fn option_changes_replace_the_pinned_programs() {
     assert_eq!(ping(a, peer, 5, PAYLOAD).received, 5);
     assert!(k.leave_pinned().is_some());
 
-    let steps: [(&str, LoadOptions, u64); 4] = [
+    let steps: [(&str, LoadOptions, u64); 6] = [
         ("another host capacity", opts(&[dev_a], 2048), 1),
         (
             "TCX ingress instead of XDP",
@@ -291,6 +292,15 @@ fn option_changes_replace_the_pinned_programs() {
         ),
         // `xdp` over `xdp-generic`: the same hook kind, so swapped in place, still generic.
         ("xdp over xdp-generic", opts(&[dev_a], 2048), 2),
+        (
+            "--no-peers",
+            LoadOptions {
+                peers: false,
+                ..opts(&[dev_a], 2048)
+            },
+            2,
+        ),
+        ("counting peers again", opts(&[dev_a], 2048), 2),
     ];
     let mut previous_epoch = first_epoch;
     let mut k = None;
@@ -328,6 +338,12 @@ fn option_changes_replace_the_pinned_programs() {
             "{what}: one egress program"
         );
         assert_eq!(ping(a, peer, 3, PAYLOAD).received, 3);
+        let now = kernel.read().expect("reading the maps");
+        assert_eq!(
+            (now.pair_capacity, now.pairs.len()),
+            if o.peers { (2048, 1) } else { (0, 0) },
+            "{what}: the pair table"
+        );
         k = Some(kernel);
     }
     let mut k = k.expect("the last kernel");
@@ -349,7 +365,7 @@ fn option_changes_replace_the_pinned_programs() {
         "every ping counted once across {} replacements",
         replaced.len()
     );
-    assert_eq!(link.tx_packets, 5 + 3 * 4, "only the pings crossed");
+    assert_eq!(link.tx_packets, 5 + 3 * 6, "only the pings crossed");
 
     // The same options again: re-adopted as they are.
     assert!(k.leave_pinned().is_some());

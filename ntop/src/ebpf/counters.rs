@@ -168,13 +168,21 @@ impl CounterMaps {
             .map(|i| i.ifindex)
             .max()
             .unwrap_or(0);
-        let shapes = pin::layout_maps(layout.layout, own, count, max_ifindex, layout.max_hosts)
-            .ok_or_else(|| {
-                unreadable(format!(
-                    "pin layout {}, which this ntop (layout {own}) cannot read",
-                    layout.layout
-                ))
-            })?;
+        let max_pairs = pin::pair_capacity(layout.max_hosts, layout.peers);
+        let shapes = pin::layout_maps(
+            layout.layout,
+            own,
+            count,
+            max_ifindex,
+            layout.max_hosts,
+            max_pairs,
+        )
+        .ok_or_else(|| {
+            unreadable(format!(
+                "pin layout {}, which this ntop (layout {own}) cannot read",
+                layout.layout
+            ))
+        })?;
         let open = |name: &'static str| -> Result<MapData, Error> {
             let shape = shapes
                 .iter()
@@ -191,7 +199,8 @@ impl CounterMaps {
             other: open(maps::OTHER_HOSTS)?,
             proto: open(maps::PROTO_STATS)?,
             errors: open(maps::ERRORS)?,
-            pairs: if shapes.iter().any(|s| s.name == maps::PAIRS) {
+            // Without peers the map is there (one entry) but nothing counts into it.
+            pairs: if layout.peers && shapes.iter().any(|s| s.name == maps::PAIRS) {
                 Some(open(maps::PAIRS)?)
             } else {
                 None

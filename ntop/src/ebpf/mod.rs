@@ -56,6 +56,8 @@ pub const PROG_TC_EGRESS: &str = "ntop_tc_egress";
 pub const PROG_BENCH_XDP_PASS: &str = "ntop_bench_xdp_pass";
 /// Benchmark reference: TC program that only returns `TCX_NEXT`.
 pub const PROG_BENCH_TC_NEXT: &str = "ntop_bench_tc_next";
+/// Benchmark reference: [`PROG_XDP`] without the pair map (never attached by the daemon).
+pub const PROG_BENCH_XDP_NO_PAIRS: &str = "ntop_bench_xdp_no_pairs";
 
 /// How ingress should be counted (`--capture-mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -82,6 +84,8 @@ pub struct LoadOptions {
     /// Attach to the interfaces (`false` loads and registers them only: for
     /// `BPF_PROG_TEST_RUN` in tests and benchmarks).
     pub attach: bool,
+    /// Count who talks to whom (the pair map); `false` for `--no-peers`.
+    pub peers: bool,
     /// The pin layout to use: [`pin::PIN_LAYOUT`], except in the upgrade test, which pretends
     /// to be a build with another layout (with today's maps). Pins go to `base/v<layout>`.
     pub layout: u32,
@@ -364,7 +368,8 @@ fn load_object(opts: &LoadOptions, resolved: &[(String, u32)]) -> Result<Ebpf, E
     let max_ifindex = resolved.iter().map(|&(_, i)| i).max().unwrap_or(0);
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(maps::HOSTS, opts.max_hosts.max(1))
-        .map_max_entries(maps::PAIRS, opts.max_hosts.max(1))
+        .map_max_entries(maps::PAIRS, pin::pair_capacity(opts.max_hosts, opts.peers))
+        .override_global(maps::COUNT_PAIRS, &u8::from(opts.peers), true)
         .map_max_entries(
             maps::ERRORS,
             if opts.layout == 1 {
@@ -389,15 +394,16 @@ fn load_object(opts: &LoadOptions, resolved: &[(String, u32)]) -> Result<Ebpf, E
     Ok(ebpf)
 }
 
-/// Takes the counter maps out of a loaded object; the pair map unless `layout` is 1 (the
-/// upgrade test's stand-in for an ntop of layout 1, which had none).
-fn take_counters(ebpf: &mut Ebpf, layout: u32) -> Result<counters::MapSet, Error> {
+/// Takes the counter maps out of a loaded object; the pair map unless pairs are not counted
+/// (`--no-peers`) or `opts.layout` is 1 (the upgrade test's stand-in for an ntop of layout 1,
+/// which had none).
+fn take_counters(ebpf: &mut Ebpf, opts: &LoadOptions) -> Result<counters::MapSet, Error> {
     Ok(counters::MapSet {
         hosts: take(ebpf, maps::HOSTS)?,
         other: take(ebpf, maps::OTHER_HOSTS)?,
         proto: take(ebpf, maps::PROTO_STATS)?,
         errors: take(ebpf, maps::ERRORS)?,
-        pairs: if layout == 1 {
+        pairs: if opts.layout == 1 || !opts.peers {
             None
         } else {
             Some(take(ebpf, maps::PAIRS)?)
@@ -451,7 +457,7 @@ fn pinned_under(base: &Path, layout: u32) -> Result<Option<(PathBuf, pin::Layout
                 ),
             ));
         }
-        if pin::layout_maps(d.layout, layout, 0, 0, 0).is_none() {
+        if pin::layout_maps(d.layout, layout, 0, 0, 0, 0).is_none() {
             return Err(mismatch(
                 &d.dir,
                 format!(
@@ -535,6 +541,21 @@ fn differences(
         why.push(format!(
             "pinned with a host capacity of {}, now {max_hosts} (a different --memory-budget)",
             layout.max_hosts
+        ));
+    }
+    if layout.layout > 1 && layout.peers != opts.peers {
+        why.push(format!(
+            "pinned {} peers, now {}",
+            if layout.peers {
+                "counting"
+            } else {
+                "not counting"
+            },
+            if opts.peers {
+                "counting them"
+            } else {
+                "--no-peers"
+            }
         ));
     }
     if why.is_empty() {
@@ -711,7 +732,7 @@ impl Kernel {
         };
         let counters = CounterMaps::new(
             interfaces,
-            take_counters(&mut ebpf, opts.layout)?,
+            take_counters(&mut ebpf, opts)?,
             opts.max_hosts.max(1),
             Some(std::time::SystemTime::now()),
         );
@@ -871,8 +892,15 @@ fn pin_all(
     let count = u32::try_from(interfaces.len()).unwrap_or(u32::MAX);
     let max_ifindex = interfaces.iter().map(|a| a.ifindex).max().unwrap_or(0);
     // What re-adoption will check must hold for what this binary creates.
-    let shapes = pin::layout_maps(opts.layout, opts.layout, count, max_ifindex, opts.max_hosts)
-        .ok_or(Error::Map(maps::HOSTS))?;
+    let shapes = pin::layout_maps(
+        opts.layout,
+        opts.layout,
+        count,
+        max_ifindex,
+        opts.max_hosts,
+        pin::pair_capacity(opts.max_hosts, opts.peers),
+    )
+    .ok_or(Error::Map(maps::HOSTS))?;
     for shape in shapes {
         match ebpf.map(shape.name) {
             Some(Map::HashMap(m) | Map::PerCpuArray(m) | Map::Array(m)) => {
@@ -918,6 +946,7 @@ fn pin_all(
             layout: opts.layout,
             mode: pin::mode_name(opts.mode).to_owned(),
             max_hosts: opts.max_hosts.max(1),
+            peers: opts.peers,
             // Just after the maps were created; the collector reports peer counts as since then.
             created_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

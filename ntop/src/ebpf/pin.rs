@@ -173,8 +173,11 @@ pub struct Layout {
     pub layout: u32,
     /// The `--capture-mode` requested.
     pub mode: String,
-    /// Host map capacity (and pair map capacity, from layout 2 on).
+    /// Host map capacity (and pair map capacity, from layout 2 on, when `peers`).
     pub max_hosts: u32,
+    /// Pairs are counted (layout 2 on; without, for `--no-peers`, the pair map has one entry
+    /// and the programs leave it alone). Files without the line: counted.
+    pub peers: bool,
     /// When the maps were created (ms since the Unix epoch); `None` in layout 1 files, which
     /// did not record it.
     pub created_ms: Option<u64>,
@@ -215,6 +218,9 @@ impl Layout {
         let _ = writeln!(s, "layout {}", self.layout);
         let _ = writeln!(s, "mode {}", self.mode);
         let _ = writeln!(s, "max_hosts {}", self.max_hosts);
+        if !self.peers {
+            let _ = writeln!(s, "peers off");
+        }
         if let Some(ms) = self.created_ms {
             let _ = writeln!(s, "created_ms {ms}");
         }
@@ -237,6 +243,7 @@ impl Layout {
         let mut mode = None;
         let mut max_hosts = None;
         let mut created_ms = None;
+        let mut peers = true;
         let (mut interfaces, mut maps, mut links) = (Vec::new(), Vec::new(), Vec::new());
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let mut words = line.split_whitespace();
@@ -245,6 +252,7 @@ impl Layout {
                 ("mode", v) => mode = Some(v.to_owned()),
                 ("max_hosts", v) => max_hosts = Some(v.parse().ok()?),
                 ("created_ms", v) => created_ms = Some(v.parse().ok()?),
+                ("peers", "off") => peers = false,
                 ("iface", name) => interfaces.push(PinnedInterface {
                     name: name.to_owned(),
                     ifindex: words.next()?.parse().ok()?,
@@ -259,6 +267,7 @@ impl Layout {
             layout: layout?,
             mode: mode?,
             max_hosts: max_hosts?,
+            peers,
             created_ms,
             interfaces,
             maps,
@@ -422,10 +431,21 @@ fn size<T>() -> u32 {
     u32::try_from(size_of::<T>()).unwrap_or(u32::MAX)
 }
 
-/// The maps this binary reads, as it would create them for `interfaces` interfaces, the highest
-/// ifindex `max_ifindex` and `max_hosts` hosts (and as many pairs).
+/// The pair map capacity for `max_hosts` hosts: as many, or 1 without `peers` (`--no-peers`).
 #[must_use]
-pub fn expected_maps(interfaces: u32, max_ifindex: u32, max_hosts: u32) -> Vec<MapShape> {
+pub const fn pair_capacity(max_hosts: u32, peers: bool) -> u32 {
+    if peers && max_hosts > 0 { max_hosts } else { 1 }
+}
+
+/// The maps this binary reads, as it would create them for `interfaces` interfaces, the highest
+/// ifindex `max_ifindex`, `max_hosts` hosts and `max_pairs` pairs.
+#[must_use]
+pub fn expected_maps(
+    interfaces: u32,
+    max_ifindex: u32,
+    max_hosts: u32,
+    max_pairs: u32,
+) -> Vec<MapShape> {
     let mut shapes = layout1_maps(interfaces, max_ifindex, max_hosts);
     for s in &mut shapes {
         if s.name == maps::ERRORS {
@@ -437,7 +457,7 @@ pub fn expected_maps(interfaces: u32, max_ifindex: u32, max_hosts: u32) -> Vec<M
         map_type: MapType::Hash,
         key: size::<PairKey>(),
         value: size::<PairCounters>(),
-        max_entries: max_hosts.max(1),
+        max_entries: max_pairs.max(1),
     });
     shapes
 }
@@ -493,8 +513,8 @@ const _: () = assert!(
 );
 
 /// The maps of pin layout `layout` as this build reads them, for `interfaces` interfaces, the
-/// highest ifindex `max_ifindex` and `max_hosts` hosts; `None` when this build cannot read that
-/// layout. `own` is the layout this build pins with (normally [`PIN_LAYOUT`]; the upgrade
+/// highest ifindex `max_ifindex`, `max_hosts` hosts and `max_pairs` pairs (layout 1 had no
+/// pair map); `None` when this build cannot read that layout. `own` is the layout this build pins with (normally [`PIN_LAYOUT`]; the upgrade
 /// tests run as a build of `PIN_LAYOUT + 1` with today's maps, or of layout 1, which creates
 /// layout 1's shapes).
 #[must_use]
@@ -504,11 +524,13 @@ pub fn layout_maps(
     interfaces: u32,
     max_ifindex: u32,
     max_hosts: u32,
+    max_pairs: u32,
 ) -> Option<Vec<MapShape>> {
+    let today = || expected_maps(interfaces, max_ifindex, max_hosts, max_pairs);
     match layout {
         1 => Some(layout1_maps(interfaces, max_ifindex, max_hosts)),
-        PIN_LAYOUT => Some(expected_maps(interfaces, max_ifindex, max_hosts)),
-        n if n == own => Some(expected_maps(interfaces, max_ifindex, max_hosts)),
+        PIN_LAYOUT => Some(today()),
+        n if n == own => Some(today()),
         _ => None,
     }
 }
@@ -867,18 +889,22 @@ mod tests {
     #[test]
     fn readable_layouts() {
         // Layout 1 stays readable by every build; a build reads its own layout; nothing else.
-        assert!(layout_maps(1, PIN_LAYOUT, 1, 2, 3).is_some());
-        assert!(layout_maps(1, PIN_LAYOUT + 1, 1, 2, 3).is_some());
-        assert!(layout_maps(PIN_LAYOUT + 1, PIN_LAYOUT + 1, 1, 2, 3).is_some());
-        assert!(layout_maps(PIN_LAYOUT + 1, PIN_LAYOUT, 1, 2, 3).is_none());
-        assert!(layout_maps(0, PIN_LAYOUT, 1, 2, 3).is_none());
+        assert!(layout_maps(1, PIN_LAYOUT, 1, 2, 3, 3).is_some());
+        assert!(layout_maps(1, PIN_LAYOUT + 1, 1, 2, 3, 3).is_some());
+        assert!(layout_maps(PIN_LAYOUT + 1, PIN_LAYOUT + 1, 1, 2, 3, 3).is_some());
+        assert!(layout_maps(PIN_LAYOUT + 1, PIN_LAYOUT, 1, 2, 3, 3).is_none());
+        assert!(layout_maps(0, PIN_LAYOUT, 1, 2, 3, 3).is_none());
         assert_eq!(
-            layout_maps(2, PIN_LAYOUT, 2, 7, 100),
-            Some(expected_maps(2, 7, 100))
+            layout_maps(2, PIN_LAYOUT, 2, 7, 100, 1),
+            Some(expected_maps(2, 7, 100, 1))
+        );
+        assert_eq!(
+            (pair_capacity(100, true), pair_capacity(100, false)),
+            (100, 1)
         );
         // Layout 1: no pair map, 13 error kinds; the other maps as today.
-        let one = layout_maps(1, PIN_LAYOUT, 2, 7, 100).unwrap();
-        let today = expected_maps(2, 7, 100);
+        let one = layout_maps(1, PIN_LAYOUT, 2, 7, 100, 100).unwrap();
+        let today = expected_maps(2, 7, 100, 100);
         assert!(one.iter().all(|s| s.name != maps::PAIRS));
         assert_eq!(one.len() + 1, today.len());
         for s in &one {
@@ -897,6 +923,7 @@ mod tests {
             layout: 1,
             mode: "xdp".into(),
             max_hosts: 10,
+            peers: false,
             created_ms: Some(1_700_000_000_123),
             interfaces: vec![
                 PinnedInterface {

@@ -319,7 +319,7 @@ impl Kernel {
         );
         let counters = CounterMaps::new(
             interfaces,
-            take_counters(&mut ebpf, opts.layout)?,
+            take_counters(&mut ebpf, opts)?,
             opts.max_hosts.max(1),
             Some(std::time::SystemTime::now()),
         );

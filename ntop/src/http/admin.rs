@@ -223,6 +223,8 @@ pub struct RunConfig {
     pub memory_budget_bytes: u64,
     /// Hosts the kernel's host table holds.
     pub host_capacity: u32,
+    /// `--no-peers`: who talks to whom is not counted.
+    pub no_peers: bool,
     /// `--refresh-interval`, in milliseconds.
     pub refresh_interval_ms: u64,
     /// `--pin-dir`.
@@ -286,6 +288,7 @@ impl RunConfig {
                 .map_or_else(String::new, |v| v.get_name().to_owned()),
             memory_budget_bytes: cli.memory_budget,
             host_capacity,
+            no_peers: cli.no_peers,
             refresh_interval_ms: u64::try_from(cli.refresh_interval.as_millis())
                 .unwrap_or(u64::MAX),
             pin_dir: path(&cli.pin_dir),

@@ -214,6 +214,9 @@ pub async fn peers(
         if s.host_entries(ip).is_empty() {
             return Err(ApiError::HostNotFound(ip.to_string()));
         }
+        if s.pair_table().capacity == 0 && s.polled_at().is_some() {
+            return Err(ApiError::PeersNotCounted);
+        }
         Ok(json(
             StatusCode::OK,
             &PeersResponse::new(ip, s.peers(ip, ifindex, limit)),
