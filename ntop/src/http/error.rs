@@ -115,15 +115,30 @@ pub enum ApiError {
         /// Where it was seen instead (`; it was seen on: eth1`), or empty.
         seen_on: String,
     },
+    /// The kernel does not count who talks to whom: `--no-peers`, or programs pinned by an
+    /// ntop without a pair table (they are replaced at the next start with other options).
+    #[error(
+        "peers are not counted: ntop runs with --no-peers (or its kernel programs were pinned \
+         by an older ntop without a pair table); restart ntop without --no-peers to count them"
+    )]
+    PeersNotCounted,
     /// The history database cannot be read (missing, written by a newer ntop, cannot be
     /// opened): the message is the history's own error, which names the file and the fix.
     #[error("history is not available: {0}")]
     HistoryUnavailable(String),
-    /// No route has this path.
+    /// No route has this path. The message lists every route (docs/API.md's table of them;
+    /// `dashboard_tests::not_found_names_every_route` checks it), so that a mistyped path
+    /// leads to the right one.
     #[error(
-        "no such route; the routes are GET /api/v1/interfaces, /api/v1/hosts, \
-         /api/v1/hosts/{{ip}}, /api/v1/protocols, /api/v1/health, /metrics, /login, \
-         /api/v1/session and /api/v1/tokens (see docs/API.md)"
+        "no such route; the API's routes are GET /api/v1/interfaces, /api/v1/hosts, \
+         /api/v1/hosts/{{ip}}, /api/v1/hosts/{{ip}}/usage, /api/v1/hosts/{{ip}}/peers, \
+         /api/v1/protocols, /api/v1/history, /api/v1/dump.json, /api/v1/dump.csv, \
+         /api/v1/status, /api/v1/config, /api/v1/log, /api/v1/events, /api/v1/health, \
+         /api/v1/session, /api/v1/tokens and /login; POST /api/v1/reset, /api/v1/password, \
+         /api/v1/tokens, /login and /logout; DELETE /api/v1/tokens/{{id}}; Prometheus \
+         metrics are at GET /metrics, and the dashboard at GET / (its pages are #-routes: \
+         /#/hosts, /#/hosts/{{ip}}, /#/protocols, /#/interfaces, /#/admin); docs/API.md \
+         describes them all"
     )]
     NotFound,
     /// The path exists but not for this method.
@@ -156,6 +171,7 @@ impl ApiError {
             Self::HostNotFound(_)
             | Self::HostNotOnInterface { .. }
             | Self::InterfaceNotFound { .. }
+            | Self::PeersNotCounted
             | Self::NotFound => StatusCode::NOT_FOUND,
             Self::HistoryUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -178,6 +194,7 @@ impl ApiError {
             Self::RangeTooLarge { .. } => "range_too_large",
             Self::HistoryUnavailable(_) => "history_unavailable",
             Self::InterfaceNotFound { .. } => "interface_not_found",
+            Self::PeersNotCounted => "peers_not_counted",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BadHeader(_) => "bad_header",
