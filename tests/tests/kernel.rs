@@ -251,24 +251,24 @@ fn reading_never_resets_counters() {
 #[test]
 fn pairs_count_each_conversation_once_in_both_directions() {
     let mut k = load(ModeRequest::Xdp, 64);
-    let (a, b) = (IPV4_SRC, IPV4_DST);
+    let (src, dst) = (IPV4_SRC, IPV4_DST);
     // a → b: 14 + 20 + 8 + 100 = 142 bytes, twice; b → a: 14 + 20 + 8 + 10 = 52 bytes.
-    let ab = frame(&[
+    let there = frame(&[
         &eth(0x0800, &[]),
-        &ipv4_between(a, b, 17, 0, 0, &udp(1, 2, 100)),
+        &ipv4_between(src, dst, 17, 0, 0, &udp(1, 2, 100)),
     ]);
-    let ba = frame(&[
+    let back = frame(&[
         &eth(0x0800, &[]),
-        &ipv4_between(b, a, 17, 0, 0, &udp(2, 1, 10)),
+        &ipv4_between(dst, src, 17, 0, 0, &udp(2, 1, 10)),
     ]);
-    assert_eq!((ab.len(), ba.len()), (142, 52));
-    run_xdp(&mut k, &ab);
-    run_xdp(&mut k, &ab);
-    run_xdp(&mut k, &ba);
+    assert_eq!((there.len(), back.len()), (142, 52));
+    run_xdp(&mut k, &there);
+    run_xdp(&mut k, &there);
+    run_xdp(&mut k, &back);
     // And b → a once more at egress, a TSO super-packet of 3 wire frames of 1054 bytes.
     let mut t = tcp(80, 5000, 0);
     t.extend_from_slice(&[0u8; 3000]);
-    let tso = frame(&[&eth(0x0800, &[]), &ipv4_between(b, a, 6, 0, 0, &t)]);
+    let tso = frame(&[&eth(0x0800, &[]), &ipv4_between(dst, src, 6, 0, 0, &t)]);
     run_tc(&mut k, PROG_TC_EGRESS, &tso, 3162, 3, 1000);
     // IPv6 between two other addresses: 14 + 40 + 20 = 74 bytes. ARP: no pair.
     let v6 = frame(&[&eth(0x86dd, &[]), &ipv6(6, &[], &tcp(3, 4, 0))]);
@@ -283,9 +283,9 @@ fn pairs_count_each_conversation_once_in_both_directions() {
         "one entry per conversation: {:?}",
         s.pairs
     );
-    let (ab_pair, dir) = pair(&s, ipv4_mapped(a), ipv4_mapped(b));
-    assert_eq!(ab_pair.c[dir], c(284, 2));
-    assert_eq!(ab_pair.c[1 - dir], c(52 + 3162, 4));
+    let (v4_pair, dir) = pair(&s, ipv4_mapped(src), ipv4_mapped(dst));
+    assert_eq!(v4_pair.c[dir], c(284, 2));
+    assert_eq!(v4_pair.c[1 - dir], c(52 + 3162, 4));
     let (v6_pair, dir) = pair(&s, IPV6_SRC, IPV6_DST);
     assert_eq!(v6_pair.c[dir], c(74, 1));
     assert_eq!(v6_pair.c[1 - dir], c(0, 0));

@@ -251,28 +251,10 @@ fn version_dirs(base: &Path) -> Vec<String> {
     dirs
 }
 
-/// Option changes replace the pinned programs (capacity, capture mode XDP → TC → generic XDP,
-/// `xdp-generic` → `xdp`, which swaps in place, `--no-peers` and back), each time handing over the final counts of the
-/// replaced programs; pings between the starts, none during them, so every count is exact:
-/// the sum of all replaced samples and the last kernel equals the link's counters and the
-/// hand-computed frame sizes. A start with the same options then re-adopts.
-#[test]
-fn option_changes_replace_the_pinned_programs() {
-    const PAYLOAD: usize = 56;
-    require_root();
-    let net = TestNet::new(&VethConfig::default());
-    let (a, b, dev_a, dev_b) = (&net.a, &net.b, net.link.dev_a.as_str(), &net.link.dev_b);
-    let peer: IpAddr = net.link.ipv4_b.into();
-    let pins = PinBase::new();
-    let base = (link_stats(a, dev_a), link_stats(b, dev_b));
-    let mut replaced: Vec<Sample> = Vec::new();
-
-    let k = load_pinned(a, &opts(&[dev_a], 1024), pins.path()).expect("first pinned load");
-    let first_epoch = k.epoch();
-    assert_eq!(ping(a, peer, 5, PAYLOAD).received, 5);
-    assert!(k.leave_pinned().is_some());
-
-    let steps: [(&str, LoadOptions, u64); 6] = [
+/// The starts of [`option_changes_replace_the_pinned_programs`]: what changes, the options, and
+/// the XDP attach mode expected afterwards (0: TCX ingress instead).
+fn option_steps(dev_a: &str) -> [(&'static str, LoadOptions, u64); 6] {
+    [
         ("another host capacity", opts(&[dev_a], 2048), 1),
         (
             "TCX ingress instead of XDP",
@@ -301,7 +283,31 @@ fn option_changes_replace_the_pinned_programs() {
             2,
         ),
         ("counting peers again", opts(&[dev_a], 2048), 2),
-    ];
+    ]
+}
+
+/// Option changes replace the pinned programs (capacity, capture mode XDP → TC → generic XDP,
+/// `xdp-generic` → `xdp`, which swaps in place, `--no-peers` and back), each time handing over the final counts of the
+/// replaced programs; pings between the starts, none during them, so every count is exact:
+/// the sum of all replaced samples and the last kernel equals the link's counters and the
+/// hand-computed frame sizes. A start with the same options then re-adopts.
+#[test]
+fn option_changes_replace_the_pinned_programs() {
+    const PAYLOAD: usize = 56;
+    require_root();
+    let net = TestNet::new(&VethConfig::default());
+    let (a, b, dev_a, dev_b) = (&net.a, &net.b, net.link.dev_a.as_str(), &net.link.dev_b);
+    let peer: IpAddr = net.link.ipv4_b.into();
+    let pins = PinBase::new();
+    let base = (link_stats(a, dev_a), link_stats(b, dev_b));
+    let mut replaced: Vec<Sample> = Vec::new();
+
+    let k = load_pinned(a, &opts(&[dev_a], 1024), pins.path()).expect("first pinned load");
+    let first_epoch = k.epoch();
+    assert_eq!(ping(a, peer, 5, PAYLOAD).received, 5);
+    assert!(k.leave_pinned().is_some());
+
+    let steps = option_steps(dev_a);
     let mut previous_epoch = first_epoch;
     let mut k = None;
     for (what, o, xdp_mode) in steps {

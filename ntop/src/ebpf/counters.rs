@@ -282,18 +282,7 @@ impl CounterMaps {
                 source,
             })?;
 
-        out.pairs.clear();
-        if let Some(pairs_map) = &self.pairs {
-            let pairs = &mut out.pairs;
-            self.pair_reader
-                .for_each(&fd(pairs_map), |k, v| {
-                    pairs.push((pod::<PairKey>(k), pod::<PairCounters>(v)));
-                })
-                .map_err(|source| Error::Read {
-                    map: maps::PAIRS,
-                    source,
-                })?;
-        }
+        self.read_pairs(&mut out.pairs)?;
 
         let same_interfaces = out.interfaces.len() == self.interfaces.len()
             && out
@@ -385,6 +374,24 @@ impl CounterMaps {
         out.epoch = self.epoch;
         out.poll_duration = begin.elapsed();
         Ok(())
+    }
+}
+
+impl CounterMaps {
+    /// Reads the pair map into `pairs` (emptied first; left empty without a pair map).
+    fn read_pairs(&mut self, pairs: &mut Vec<(PairKey, PairCounters)>) -> Result<(), Error> {
+        pairs.clear();
+        let Some(map) = &self.pairs else {
+            return Ok(());
+        };
+        self.pair_reader
+            .for_each(&fd(map), |k, v| {
+                pairs.push((pod::<PairKey>(k), pod::<PairCounters>(v)));
+            })
+            .map_err(|source| Error::Read {
+                map: maps::PAIRS,
+                source,
+            })
     }
 }
 

@@ -145,13 +145,17 @@ impl SampleBuilder {
         packets: u64,
     ) -> Self {
         let (key, dir) = ntop_common::counters::PairKey::of(addr(src), addr(dst), ifindex);
-        let entry = match self.0.pairs.iter().position(|(k, _)| *k == key) {
-            Some(i) => &mut self.0.pairs[i].1,
-            None => {
-                self.0.pairs.push((key, Default::default()));
-                &mut self.0.pairs.last_mut().unwrap().1
-            }
-        };
+        if !self.0.pairs.iter().any(|(k, _)| *k == key) {
+            self.0
+                .pairs
+                .push((key, ntop_common::counters::PairCounters::default()));
+        }
+        let entry = self
+            .0
+            .pairs
+            .iter_mut()
+            .find_map(|(k, v)| (*k == key).then_some(v))
+            .expect("just added");
         entry.c[dir].bytes += bytes;
         entry.c[dir].packets += packets;
         self
