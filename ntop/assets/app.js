@@ -4,6 +4,7 @@
 
 import { api, setCsrf, toLogin } from './api.js';
 import { h, replace } from './dom.js';
+import { clock } from './format.js';
 import { live, refreshStatus, start, subscribe } from './live.js';
 import * as summary from './summary.js';
 import * as hosts from './hosts.js';
@@ -130,8 +131,9 @@ function updateBanner() {
   const refresh = status?.ntop?.refresh_interval_ms ?? 1000;
   const stallMs = Math.max(10000, 10 * refresh);
   if (live.mode !== 'down' && live.lastAt && Date.now() - live.lastAt > stallMs) {
-    const secs = Math.round((Date.now() - live.lastAt) / 1000);
-    lines.push(`No new counts from the collector for ${secs} s.`);
+    // A fixed text while the stall lasts: the banner is a live region, and a count of seconds
+    // would be read out again every second.
+    lines.push(`No new counts from the collector since ${clock(live.lastAt / 1000)}.`);
   } else if (status?.collector?.state === 'stalled' && !live.lastAt) {
     lines.push('The collector is stalled: the kernel counters are not being read.');
   }
@@ -167,6 +169,13 @@ async function boot() {
     // Storage may be disabled.
   }
   document.querySelector('[data-testid="logout"]').addEventListener('click', logout);
+  // The skip link moves the focus past the navigation without touching the hash (the router's).
+  document.querySelector('a.skip').addEventListener('click', (e) => {
+    e.preventDefault();
+    const heading = main.querySelector('h1');
+    if (heading) heading.setAttribute('tabindex', '-1');
+    (heading ?? main).focus();
+  });
 
   // The session's CSRF token; none with HTTP Basic or --web-public-read (then the admin
   // actions answer 401 and send the browser to the login page).

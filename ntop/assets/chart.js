@@ -3,7 +3,9 @@
 // series in the legend, and a cursor driven by the pointer or the keyboard (focus the chart,
 // then ←/→, Home, End, Esc) whose values are read out in a polite live region.
 //
-// The root element gets `data-points`: how many time points are plotted now.
+// The root element gets `data-points`: how many time points are plotted now; `data-nonzero`:
+// how many of them have a value above zero in some series (traffic, not a filled-in gap); and
+// `data-latest`: the time of the last point, unix milliseconds (empty without points).
 // Styling is all in app.css (`.chart-*`, `.series-N`), so light and dark modes just work and
 // no inline style is needed (the page's CSP forbids it).
 
@@ -106,6 +108,8 @@ export class LineChart {
     this.cursorLayer = s('g', { class: 'chart-cursor' });
     root.classList.add('chart');
     root.setAttribute('data-points', '0');
+    root.setAttribute('data-nonzero', '0');
+    root.setAttribute('data-latest', '');
     root.replaceChildren(this.svg, this.legend, this.readout);
 
     this.svg.addEventListener('pointermove', (e) => this.onPointer(e));
@@ -145,7 +149,13 @@ export class LineChart {
     this.series = series;
     this.from = from;
     this.to = to;
+    let nonzero = 0;
+    for (let i = 0; i < times.length; i += 1) {
+      if (series.some((se) => se.values[i] > 0)) nonzero += 1;
+    }
     this.root.setAttribute('data-points', String(times.length));
+    this.root.setAttribute('data-nonzero', String(nonzero));
+    this.root.setAttribute('data-latest', times.length ? String(Math.round(times[times.length - 1] * 1000)) : '');
     this.render();
   }
 
@@ -248,7 +258,11 @@ export class LineChart {
       .filter(([, v]) => v !== null)
       .map(([se, v]) => `${se.name} ${this.yFormat(v)}`)
       .join(', ');
-    this.svg.setAttribute('aria-label', summary ? `${this.label}. Latest: ${summary}` : this.label);
+    // Not while the chart has the focus: a screen reader may read a focused element's name
+    // again whenever it changes (every poll); the cursor's readout speaks then.
+    if (document.activeElement !== this.svg) {
+      this.svg.setAttribute('aria-label', summary ? `${this.label}. Latest: ${summary}` : this.label);
+    }
   }
 
   onPointer(e) {

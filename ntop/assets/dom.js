@@ -67,23 +67,17 @@ export function tableWrap(label, table) {
 }
 
 /**
- * A table head of one row: each column a label (`'Host'`) or, right-aligned for numbers,
- * `{ num: 'Bytes' }`.
+ * A table head of one row: each column a label (`'Host'`), right-aligned for numbers
+ * `{ num: 'Bytes' }`, or a header only screen readers see (a column of bars)
+ * `{ hidden: 'Relative' }`.
  */
 export function thead(...cols) {
-  return h(
-    'thead',
-    null,
-    h(
-      'tr',
-      null,
-      ...cols.map((c) =>
-        typeof c === 'string'
-          ? h('th', { scope: 'col' }, c)
-          : h('th', { scope: 'col', class: 'num' }, c.num),
-      ),
-    ),
-  );
+  const cell = (c) => {
+    if (typeof c === 'string') return h('th', { scope: 'col' }, c);
+    if (c.hidden !== undefined) return h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, c.hidden));
+    return h('th', { scope: 'col', class: 'num' }, c.num);
+  };
+  return h('thead', null, h('tr', null, ...cols.map(cell)));
 }
 
 /** A small horizontal bar (SVG, no inline style) showing `fraction` (0…1). */
@@ -111,6 +105,19 @@ export function select(label, options, value, onchange, attrs = {}) {
 /** A notice paragraph: `kind` is `info`, `warn` or `error`. */
 export function notice(kind, ...text) {
   return h('p', { class: ['notice', `notice-${kind}`], role: kind === 'error' ? 'alert' : null }, ...text);
+}
+
+/**
+ * Shows a notice of `kind` with `text` in `region` (an `aria-live` element), or empties it
+ * when `text` is empty. Pages refresh every few seconds: the notice is replaced only when its
+ * kind or text changed, so a screen reader announces a problem once, not at every refresh.
+ */
+export function say(region, kind, text) {
+  const key = text ? `${kind}\n${text}` : '';
+  if (region.dataset.said === key) return;
+  region.dataset.said = key;
+  if (text) replace(region, notice(kind, text));
+  else region.replaceChildren();
 }
 
 /**

@@ -1,12 +1,13 @@
 // Host detail page (#/hosts/<ip>, #/hosts/<ip>@<interface>): what the host does now (per
 // interface), its throughput history (hour, day, week, month, from /api/v1/history), its
-// traffic by protocol class, its daily/weekly/monthly usage (/api/v1/hosts/{ip}/usage, in the
-// browser's UTC offset), and a place for its top peers, which ntop does not count yet.
+// traffic by protocol class, its top peers (/api/v1/hosts/{ip}/peers), and its
+// daily/weekly/monthly usage (/api/v1/hosts/{ip}/usage, in the browser's UTC offset).
 
 import { api, query } from './api.js';
 import { LineChart } from './chart.js';
-import { bar, h, notice, replace, select, tableWrap, thead } from './dom.js';
+import { bar, h, replace, say, select, syncRows, tableWrap, thead } from './dom.js';
 import { bitRate, bits, bytes, count, date, dateTime, month, percent, utcOffset, when } from './format.js';
+import { hostHref } from './summary.js';
 
 const RANGES = [
   { key: 'hour', label: 'Hour', seconds: 3600, resolution: 'minute' },
@@ -26,6 +27,10 @@ const PERIODS = [
   ['weekly', 'Weekly'],
   ['monthly', 'Monthly'],
 ];
+/** Peers in the Top peers table. */
+const PEERS = 10;
+
+const packets = (n) => `${count(n)} ${n === 1 ? 'packet' : 'packets'}`;
 
 function decode(s) {
   try {
@@ -85,6 +90,9 @@ export function render(ctx) {
   const at = raw.indexOf('@');
   const ip = decode(at < 0 ? raw : raw.slice(0, at));
   let iface = at < 0 ? '' : decode(raw.slice(at + 1));
+  // Whether the route names the interface (`@iface`, or picked on the page): only then are the
+  // peers those of that interface (`iface` alone may be the one the history chart defaulted to).
+  let ifaceInRoute = at >= 0;
   let range = RANGES[0];
   let period = 'daily';
   let entries = [];
@@ -103,6 +111,20 @@ export function render(ctx) {
   const usageBody = h('tbody');
   const usageNote = h('div', { 'aria-live': 'polite' });
   const usageHead = h('th', { scope: 'col' }, 'Day');
+  const peersBody = h('tbody');
+  const peersNote = h('div');
+  const peersWrap = tableWrap(
+    'Top peers',
+    h(
+      'table',
+      { class: 'data' },
+      h('caption', { class: 'sr-only' }, `The hosts ${ip} exchanged the most bytes with`),
+      thead('Peer', 'Name', 'Interface', { num: 'Sent to it' }, { num: 'Received from it' }, { hidden: 'Bytes, relative to the top peer' }),
+      peersBody,
+    ),
+  );
+  peersWrap.hidden = true;
+  const peersSince = h('p', { class: 'muted small' });
 
   const root = h(
     'div',
@@ -145,6 +167,14 @@ export function render(ctx) {
       chartBox,
     ),
     h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'hpeer-h', testid: 'host-peers' },
+      h('h2', { id: 'hpeer-h' }, 'Top peers'),
+      peersNote,
+      peersWrap,
+      peersSince,
+    ),
+    h(
       'div',
       { class: 'grid' },
       h(
@@ -163,47 +193,37 @@ export function render(ctx) {
       ),
       h(
         'section',
-        { class: 'card', 'aria-labelledby': 'hpeer-h', testid: 'host-peers' },
-        h('h2', { id: 'hpeer-h' }, 'Top peers'),
+        { class: 'card', 'aria-labelledby': 'hu-h' },
         h(
-          'p',
-          { class: 'muted' },
-          'Not counted yet: ntop counts traffic per host, not per pair of hosts, so it cannot tell yet which hosts this one talks to most.',
+          'div',
+          { class: 'card-head' },
+          h('h2', { id: 'hu-h' }, 'Usage'),
+          periodButtons(),
         ),
-      ),
-    ),
-    h(
-      'section',
-      { class: 'card', 'aria-labelledby': 'hu-h' },
-      h(
-        'div',
-        { class: 'card-head' },
-        h('h2', { id: 'hu-h' }, 'Usage'),
-        periodButtons(),
-      ),
-      usageNote,
-      tableWrap(
-        'Usage per period',
-        h(
-          'table',
-          { class: 'data', testid: 'usage-table' },
+        usageNote,
+        tableWrap(
+          'Usage per period',
           h(
-            'thead',
-            null,
+            'table',
+            { class: 'data', testid: 'usage-table' },
             h(
-              'tr',
+              'thead',
               null,
-              usageHead,
-              h('th', { scope: 'col', class: 'num' }, 'Received'),
-              h('th', { scope: 'col', class: 'num' }, 'Sent'),
-              h('th', { scope: 'col', class: 'num' }, 'Total'),
-              h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Relative')),
+              h(
+                'tr',
+                null,
+                usageHead,
+                h('th', { scope: 'col', class: 'num' }, 'Received'),
+                h('th', { scope: 'col', class: 'num' }, 'Sent'),
+                h('th', { scope: 'col', class: 'num' }, 'Total'),
+                h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Relative')),
+              ),
             ),
+            usageBody,
           ),
-          usageBody,
         ),
+        h('p', { class: 'muted small' }, `Periods start at midnight in your browser's UTC offset (${utcOffset()}).`),
       ),
-      h('p', { class: 'muted small' }, `Periods start at midnight in your browser's UTC offset (${utcOffset()}).`),
     ),
   );
   replace(ctx.main, root);
@@ -242,19 +262,19 @@ export function render(ctx) {
     } catch (e) {
       if (!ctx.active) return;
       if (e.code === 'host_not_found') {
-        replace(problem, notice('info', 'ntop has not seen this address on any interface since counting started. Its history, if any, is below.'));
+        say(problem, 'info', 'ntop has not seen this address on any interface since counting started. Its history, if any, is below.');
         entries = [];
         replace(nowBody, h('tr', null, h('td', { colspan: 10, class: 'muted' }, 'Not seen now')));
         fillProtocols();
       } else if (e.code === 'invalid_address') {
-        replace(problem, notice('error', `“${ip}” is not an IP address.`));
+        say(problem, 'error', `“${ip}” is not an IP address.`);
       } else {
-        replace(problem, notice('error', `Cannot read this host: ${e.message}`));
+        say(problem, 'error', `Cannot read this host: ${e.message}`);
       }
       return;
     }
     if (!ctx.active) return;
-    problem.replaceChildren();
+    say(problem);
     entries = doc.entries;
     root.setAttribute('data-ip', doc.ip);
     const name = entries.find((e) => e.name)?.name;
@@ -305,11 +325,13 @@ export function render(ctx) {
         iface,
         (v) => {
           iface = v;
+          ifaceInRoute = true;
           const hash = `#/hosts/${encodeURIComponent(ip)}@${encodeURIComponent(v)}`;
           history.replaceState(null, '', hash);
           loadHistory();
           loadUsage();
           loadNow();
+          loadPeers();
         },
       ),
     );
@@ -368,11 +390,11 @@ export function render(ctx) {
           : e.code === 'missing_parameter'
             ? 'Pick an interface.'
             : `History is not available: ${e.message}`;
-      replace(historyNote, notice(e.code === 'host_not_found' ? 'info' : 'error', text));
+      say(historyNote, e.code === 'host_not_found' ? 'info' : 'error', text);
       return;
     }
     if (!ctx.active || mine !== historySeq) return;
-    historyNote.replaceChildren();
+    say(historyNote);
     const { times, rx, tx } = historySeries(doc);
     chart.setData({
       times,
@@ -390,13 +412,14 @@ export function render(ctx) {
     try {
       usage = await api(`/api/v1/hosts/${encodeURIComponent(ip)}/usage${query({ tz: utcOffset(), interface: iface || null })}`);
       if (!ctx.active) return;
-      usageNote.replaceChildren();
+      say(usageNote);
     } catch (e) {
       if (!ctx.active) return;
       usage = null;
-      replace(
+      say(
         usageNote,
-        notice(e.code === 'host_not_found' ? 'info' : 'error', e.code === 'host_not_found' ? 'No usage recorded for this host.' : `Usage is not available: ${e.message}`),
+        e.code === 'host_not_found' ? 'info' : 'error',
+        e.code === 'host_not_found' ? 'No usage recorded for this host.' : `Usage is not available: ${e.message}`,
       );
     }
     renderUsage();
@@ -425,7 +448,103 @@ export function render(ctx) {
     );
   }
 
-  ctx.every(3000, loadNow);
+  let peersSeq = 0;
+  let peersBusy = false;
+  let peersAfter = 0; // `Date.now()` before which the regular refresh leaves the peers alone
+  /**
+   * The top peers. The regular refresh (`force` false) skips a turn while a request is under
+   * way, and backs off after a 404: an address never seen (or an interface not monitored) is
+   * asked again every 30 s, a daemon without the route (`not_found`, an older ntop) or that
+   * does not count peers (`peers_not_counted`) only after it restarts.
+   */
+  async function loadPeers(force = true) {
+    if (!force && (peersBusy || Date.now() < peersAfter)) return;
+    const mine = (peersSeq += 1);
+    peersBusy = true;
+    const params = { limit: PEERS, interface: ifaceInRoute && iface ? iface : null };
+    let doc = null;
+    let failure = null;
+    try {
+      doc = await api(`/api/v1/hosts/${encodeURIComponent(ip)}/peers${query(params)}`);
+      peersAfter = 0;
+    } catch (e) {
+      failure = e;
+      // Not again before a restart: no such route (an older ntop), or peers not counted
+      // (`--no-peers`).
+      const never = e.code === 'not_found' || e.code === 'peers_not_counted';
+      if (e.status === 404) peersAfter = never ? Infinity : Date.now() + 30000;
+    } finally {
+      if (mine === peersSeq) peersBusy = false;
+    }
+    if (!ctx.active || mine !== peersSeq) return;
+    renderPeers(doc, failure);
+  }
+
+  function renderPeers(doc, failure) {
+    const peers = Array.isArray(doc?.peers) ? doc.peers : [];
+    if (!peers.length) {
+      peersWrap.hidden = true;
+      peersBody.replaceChildren();
+      peersSince.textContent = doc?.since ? `Peers are counted since ${dateTime(doc.since)}.` : '';
+      // An empty list (a host without peers, on this interface), or a 404 (an address never
+      // seen, an interface not monitored, a daemon without the route): nothing to show. Other
+      // failures say why, quietly: the rest of the page does not depend on the peers.
+      const why = failure && failure.status !== 404 ? ` (${failure.message})` : '';
+      const text =
+        failure?.code === 'peers_not_counted'
+          ? `${failure.message.charAt(0).toUpperCase()}${failure.message.slice(1)}`.replace(/\.?$/, '.')
+          : `No peers counted yet${why}.`;
+      replace(peersNote, h('p', { class: 'muted' }, text), incomplete(doc));
+      return;
+    }
+    replace(peersNote, incomplete(doc));
+    const largest = peers.reduce((a, p) => Math.max(a, p.sent.bytes + p.received.bytes), 0);
+    syncRows(
+      peersBody,
+      peers.map((p) =>
+        h(
+          'tr',
+          { testid: 'host-peer-row', 'data-peer': p.ip, 'data-interface': p.interface, 'data-key': `${p.ip}@${p.interface}` },
+          h(
+            'th',
+            { scope: 'row' },
+            h('a', { href: hostHref(p.ip, p.interface) }, p.ip),
+            p.local ? h('span', { class: 'tag' }, 'local') : null,
+          ),
+          h('td', null, p.name ?? ''),
+          h('td', null, p.interface),
+          h('td', { class: 'num' }, bytes(p.sent.bytes), h('br'), h('span', { class: 'muted small' }, packets(p.sent.packets))),
+          h('td', { class: 'num' }, bytes(p.received.bytes), h('br'), h('span', { class: 'muted small' }, packets(p.received.packets))),
+          h('td', { class: 'share' }, bar(largest ? (p.sent.bytes + p.received.bytes) / largest : 0)),
+        ),
+      ),
+    );
+    peersWrap.hidden = false;
+    const total = Number.isFinite(doc.total) ? doc.total : peers.length;
+    peersSince.textContent = [
+      total > peers.length ? `The top ${count(peers.length)} of ${count(total)} peers.` : null,
+      doc.since ? `Counted since ${dateTime(doc.since)}.` : null,
+    ]
+      .filter(Boolean)
+      .join(' ');
+  }
+
+  /** The note when the kernel's pair table overflowed (some peers were not counted), or null. */
+  function incomplete(doc) {
+    if (!doc || doc.complete !== false) return null;
+    const t = doc.pair_table;
+    const full = t && Number.isFinite(t.capacity) ? ` (${count(t.used)} of ${count(t.capacity)} pairs in use)` : '';
+    return h(
+      'p',
+      { class: 'notice notice-warn' },
+      `Not every peer was counted: the kernel's table of host pairs ran full${full}, so peers may be missing from this list.`,
+    );
+  }
+
+  ctx.every(3000, () => {
+    loadNow();
+    loadPeers(false);
+  });
   ctx.every(60000, () => {
     if (range.key === 'hour' || range.key === 'day') loadHistory();
   });
@@ -434,11 +553,13 @@ export function render(ctx) {
       loadNow();
       loadHistory();
       loadUsage();
+      loadPeers();
     }
   });
   loadNow();
   if (iface) loadHistory();
   loadUsage();
+  loadPeers();
   // Without an interface in the route, the history waits for the entries (it needs one when
   // several are monitored); if the host is not seen now, ask without one.
   setTimeout(() => {

@@ -3,7 +3,7 @@
 // (sort, order, page, search, scope, interface) lives in the hash, so reload and back work.
 
 import { api, query } from './api.js';
-import { h, notice, replace, select, syncRows, tableWrap, uid } from './dom.js';
+import { h, replace, say, select, syncRows, tableWrap, uid } from './dom.js';
 import { bits, bytes, count, dateTime, when } from './format.js';
 import { live } from './live.js';
 import { hostHref } from './summary.js';
@@ -60,7 +60,7 @@ export function render(ctx) {
     debounce = setTimeout(() => {
       view.q = search.value.trim();
       view.offset = 0;
-      load();
+      load(true);
     }, 200);
   });
   ctx.cleanup(() => clearTimeout(debounce));
@@ -76,7 +76,7 @@ export function render(ctx) {
     (v) => {
       view.scope = v;
       view.offset = 0;
-      load();
+      load(true);
     },
     { testid: 'hosts-scope' },
   );
@@ -88,13 +88,16 @@ export function render(ctx) {
     (v) => {
       view.limit = Number(v);
       view.offset = 0;
-      load();
+      load(true);
     },
   );
 
   const total = h('span', { testid: 'hosts-total', 'data-total': '0' }, '0');
   const shown = h('span', { class: 'muted' });
   const error = h('div', { 'aria-live': 'polite' });
+  // What a search, a filter, a sort or a page step found, for screen readers: said once per
+  // action of the user, not at every refresh.
+  const announce = h('p', { class: 'sr-only', role: 'status' });
 
   const headRow = h('tr');
   const buttons = new Map();
@@ -114,7 +117,7 @@ export function render(ctx) {
               view.order = defaultOrder(col.sort);
             }
             view.offset = 0;
-            load();
+            load(true);
           },
         },
         col.label,
@@ -152,18 +155,20 @@ export function render(ctx) {
     error,
     tableWrap('Hosts table', table),
     h('nav', { class: 'pager', 'aria-label': 'Pages' }, prev, pageInfo, next),
+    announce,
   );
 
   function page(step) {
     view.offset = Math.max(0, view.offset + step * view.limit);
-    load();
+    load(true);
   }
 
+  // `aria-sort` belongs to the header cell (a column header's state); the arrow drawn after the
+  // button's label follows it (app.css). Only the sorted column has one.
   function showSort() {
-    for (const [key, { th, button }] of buttons) {
-      const value = key === view.sort ? (view.order === 'asc' ? 'ascending' : 'descending') : 'none';
-      th.setAttribute('aria-sort', value);
-      button.setAttribute('aria-sort', value);
+    for (const [key, { th }] of buttons) {
+      if (key === view.sort) th.setAttribute('aria-sort', view.order === 'asc' ? 'ascending' : 'descending');
+      else th.removeAttribute('aria-sort');
     }
   }
 
@@ -198,7 +203,7 @@ export function render(ctx) {
         (v) => {
           view.iface = v;
           view.offset = 0;
-          load();
+          load(true);
         },
       ),
     );
@@ -206,7 +211,10 @@ export function render(ctx) {
 
   let controller = null;
   let seq = 0;
-  async function load() {
+  let announceNext = false;
+  /** Loads the page of the view; `said`: the user asked for it (announce what it found). */
+  async function load(said = false) {
+    if (said) announceNext = true;
     showSort();
     syncHash();
     if (controller) controller.abort();
@@ -226,11 +234,11 @@ export function render(ctx) {
       doc = await api(`/api/v1/hosts${query(params)}`, { signal: controller.signal });
     } catch (e) {
       if (e.name === 'AbortError' || mine !== seq || !ctx.active) return;
-      replace(error, notice('error', `Cannot list the hosts: ${e.message}`));
+      say(error, 'error', `Cannot list the hosts: ${e.message}`);
       return;
     }
     if (mine !== seq || !ctx.active) return;
-    error.replaceChildren();
+    say(error);
     if (doc.hosts.length === 0 && view.offset > 0 && doc.total > 0) {
       // The list shrank under us (a reset, a narrower search): go to its last page.
       view.offset = Math.floor((doc.total - 1) / view.limit) * view.limit;
@@ -246,6 +254,13 @@ export function render(ctx) {
     pageInfo.textContent = `Page ${count(Math.floor(view.offset / view.limit) + 1)} of ${count(pages)}`;
     prev.disabled = view.offset === 0;
     next.disabled = view.offset + view.limit >= doc.total;
+    if (announceNext) {
+      announceNext = false;
+      const sorted = COLUMNS.find((c) => c.sort === view.sort)?.label ?? view.sort;
+      announce.textContent = `${count(doc.total)} ${doc.total === 1 ? 'host' : 'hosts'}${
+        doc.hosts.length ? `, showing ${count(view.offset + 1)} to ${count(view.offset + doc.hosts.length)}` : ''
+      }, sorted by ${sorted} ${view.order === 'asc' ? 'ascending' : 'descending'}.`;
+    }
     syncRows(
       body,
       doc.hosts.length
@@ -270,7 +285,7 @@ export function render(ctx) {
     if (type === 'summary') showInterfaces(data.interfaces.map((i) => i.name));
     if (type === 'restart') load();
   });
-  ctx.every(5000, load);
+  ctx.every(5000, () => load());
   ctx.cleanup(() => controller && controller.abort());
   load();
 }

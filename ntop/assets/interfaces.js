@@ -3,7 +3,7 @@
 // map error counters. Refreshed after every poll (at most every 2 s).
 
 import { api } from './api.js';
-import { bar, h, notice, replace, syncRows, tableWrap, thead } from './dom.js';
+import { bar, h, replace, say, syncRows, tableWrap, thead } from './dom.js';
 import { bits, bytes, captureMode, count, dateTime, millis, packetRate, percent } from './format.js';
 
 const ERRORS = {
@@ -101,13 +101,13 @@ export function render(ctx) {
     try {
       doc = await api('/api/v1/interfaces');
     } catch (e) {
-      if (ctx.active) replace(problem, notice('error', `Cannot read the interfaces: ${e.message}`));
+      if (ctx.active) say(problem, 'error', `Cannot read the interfaces: ${e.message}`);
       return;
     } finally {
       busy = false;
     }
     if (!ctx.active) return;
-    problem.replaceChildren();
+    say(problem);
     syncRows(
       body,
       doc.interfaces.length

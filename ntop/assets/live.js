@@ -77,6 +77,9 @@ export function start(status) {
   window.addEventListener('pageshow', (ev) => {
     if (!ev.persisted) return;
     failures = 0;
+    // Nothing arrived while the page was away, by design: the collector is not stalled. The
+    // banner's stall clock starts again now (a summary follows within a poll).
+    if (live.lastAt) live.lastAt = Date.now();
     refreshStatus();
     openEvents(false);
   });

@@ -3,7 +3,7 @@
 
 import { api, query } from './api.js';
 import { LineChart } from './chart.js';
-import { bar, h, notice, replace, select, syncRows, tableWrap, thead } from './dom.js';
+import { bar, h, replace, say, select, syncRows, tableWrap, thead } from './dom.js';
 import { bitRate, bits, bytes, count, percent, protocolLabel } from './format.js';
 import { RANGES, historySeries, rangeButtons } from './host.js';
 
@@ -89,11 +89,11 @@ export function render(ctx) {
     try {
       doc = await api(`/api/v1/protocols${query({ interface: iface || null })}`);
     } catch (e) {
-      if (ctx.active) replace(problem, notice('error', `Cannot read the protocols: ${e.message}`));
+      if (ctx.active) say(problem, 'error', `Cannot read the protocols: ${e.message}`);
       return;
     }
     if (!ctx.active) return;
-    problem.replaceChildren();
+    say(problem);
     const sums = new Map();
     const seen = [];
     for (const p of doc.protocols) {
@@ -176,10 +176,10 @@ export function render(ctx) {
     if (!docs.length) {
       const failed = results.find((r) => r.status === 'rejected');
       chart.setData({ times: [], series: [] });
-      replace(chartNote, notice('error', `History is not available${failed ? `: ${failed.reason.message}` : ''}`));
+      say(chartNote, 'error', `History is not available${failed ? `: ${failed.reason.message}` : ''}`);
       return;
     }
-    chartNote.replaceChildren();
+    say(chartNote);
     const first = historySeries(docs[0]);
     for (const doc of docs.slice(1)) {
       const more = historySeries(doc);

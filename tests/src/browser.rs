@@ -380,6 +380,16 @@ impl<'a> Browser<'a> {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// Goes one entry back in the session's history, as the browser's Back button does, and
+    /// waits until the page is shown: loaded again (its load event), or restored from the
+    /// back/forward cache (its `pageshow`).
+    #[track_caller]
+    pub fn back(&self) {
+        let c = self.client();
+        self.cmd("going back", c.back())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// The address of the page shown now.
     #[track_caller]
     #[must_use]

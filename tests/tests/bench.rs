@@ -24,7 +24,8 @@ use std::{
 use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp, XdpMode};
 use ntop::{
     ebpf::{
-        Kernel, ModeRequest, PROG_BENCH_TC_NEXT, PROG_BENCH_XDP_PASS, PROG_TC_EGRESS, PROG_XDP,
+        Kernel, ModeRequest, PROG_BENCH_TC_NEXT, PROG_BENCH_XDP_NO_PAIRS, PROG_BENCH_XDP_PASS,
+        PROG_TC_EGRESS, PROG_XDP,
     },
     history::{self, History, HistoryConfig},
     sample::{CaptureMode, InterfaceSample, Sample},
@@ -43,10 +44,13 @@ use ntop_tests::{
 };
 
 /// The programs loaded for `lo` (not attached), with the reference programs
-/// [`PROG_BENCH_XDP_PASS`] and [`PROG_BENCH_TC_NEXT`] loaded too.
+/// [`PROG_BENCH_XDP_PASS`], [`PROG_BENCH_XDP_NO_PAIRS`] and [`PROG_BENCH_TC_NEXT`] loaded too.
 fn load(max_hosts: u32) -> Kernel {
     let mut k = testrun::load("lo", ModeRequest::Xdp, max_hosts);
     load_xdp_pass(&mut k);
+    program::<Xdp>(&mut k, PROG_BENCH_XDP_NO_PAIRS)
+        .load()
+        .expect("loading the XDP program without pairs");
     program::<SchedClassifier>(&mut k, PROG_BENCH_TC_NEXT)
         .load()
         .expect("loading the empty TC program");
@@ -194,6 +198,15 @@ fn bpf_contended_host_cost() {
 #[ignore = "benchmark: cargo xtask bench"]
 fn bpf_per_packet_cost() {
     let mut k = load(1 << 20);
+    let mut no_peers = Kernel::load(&ntop::ebpf::LoadOptions {
+        interfaces: vec!["lo".to_owned()],
+        mode: ModeRequest::Xdp,
+        max_hosts: 1 << 20,
+        peers: false,
+        attach: false,
+        layout: ntop::ebpf::pin::PIN_LAYOUT,
+    })
+    .expect("loading without peers");
     let tcp64 = padded(
         frame(&[&eth(0x0800, &[]), &ipv4(6, 0, 0, &tcp(1, 2, 0))]),
         64,
@@ -225,41 +238,73 @@ fn bpf_per_packet_cost() {
             "| TC egress, existing hosts | {name} | {ntop:.1} | {base:.1} | {:.1} |",
             ntop - base
         );
+        // The pair map's share: ntop's XDP program against the same without pairs.
+        let ntop = median(&mut k, PROG_XDP, true, f);
+        let base = median(&mut k, PROG_BENCH_XDP_NO_PAIRS, true, f);
+        println!(
+            "| XDP, existing hosts and pair (reference: XDP without the pair map) | {name} | \
+             {ntop:.1} | {base:.1} | {:.1} |",
+            ntop - base
+        );
+        // `--no-peers` (the loader's global turns the pair code off): should cost what the
+        // reference without the pair map costs.
+        let ntop = median(&mut no_peers, PROG_XDP, true, f);
+        let base = median(&mut k, PROG_BENCH_XDP_NO_PAIRS, true, f);
+        println!(
+            "| XDP `--no-peers`, existing hosts (reference: XDP without the pair map) | {name} | \
+             {ntop:.1} | {base:.1} | {:.1} |",
+            ntop - base
+        );
     }
-    // New hosts: every packet has a new source, so each run inserts one host.
+    new_entry_costs(&mut k);
+}
+
+/// Rows of [`bpf_per_packet_cost`] for packets that insert: a new source host (and pair) each
+/// packet, and a new pair of known hosts each packet.
+fn new_entry_costs(k: &mut Kernel) {
+    // 64-byte TCP frames from 198.18.x.y (x.y = 0..n) to `dst`.
     let n = 20_000u32;
-    let frames: Vec<Vec<u8>> = (0..n)
-        .map(|i| {
-            let b = i.to_be_bytes();
-            padded(
-                frame(&[
-                    &eth(0x0800, &[]),
-                    &ipv4_between(
-                        [198, 18, b[2], b[3]],
-                        [198, 19, 0, 1],
-                        6,
-                        0,
-                        0,
-                        &tcp(1, 2, 0),
-                    ),
-                ]),
-                64,
-            )
-        })
-        .collect();
+    let from_each_source = |dst: [u8; 4]| -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| {
+                let b = i.to_be_bytes();
+                let ip = ipv4_between([198, 18, b[2], b[3]], dst, 6, 0, 0, &tcp(1, 2, 0));
+                padded(frame(&[&eth(0x0800, &[]), &ip]), 64)
+            })
+            .collect()
+    };
+    // New hosts: every packet has a new source, so each run inserts one host (and one pair).
+    let frames = from_each_source([198, 19, 0, 1]);
     let mut total = Duration::ZERO;
     let mut base = Duration::ZERO;
     for f in &frames {
-        total += per_packet(&mut k, PROG_XDP, true, f, 1);
-        base += per_packet(&mut k, PROG_BENCH_XDP_PASS, true, f, 1);
+        total += per_packet(k, PROG_XDP, true, f, 1);
+        base += per_packet(k, PROG_BENCH_XDP_PASS, true, f, 1);
     }
-    let (ntop, base) = (
-        total.as_secs_f64() * 1e9 / f64::from(n),
-        base.as_secs_f64() * 1e9 / f64::from(n),
-    );
+    // The same packets once more through the program without pairs (the hosts exist now), to
+    // compare with ntop's program on known hosts but new pairs (a new destination).
+    let mut no_pairs = Duration::ZERO;
+    let mut new_pairs = Duration::ZERO;
+    for f in &frames {
+        no_pairs += per_packet(k, PROG_BENCH_XDP_NO_PAIRS, true, f, 1);
+    }
+    let to_other = from_each_source([198, 19, 0, 2]);
+    // Warm the new destination's host entry, then every packet is a new pair of known hosts.
+    per_packet(k, PROG_BENCH_XDP_NO_PAIRS, true, &to_other[0], 1);
+    for f in &to_other[1..] {
+        new_pairs += per_packet(k, PROG_XDP, true, f, 1);
+    }
+    let per = |d: Duration, count: u32| d.as_secs_f64() * 1e9 / f64::from(count);
+    let (ntop, base) = (per(total, n), per(base, n));
     println!(
         "| XDP, new source host each packet | IPv4 TCP 64 B | {ntop:.1} | {base:.1} | {:.1} |",
         ntop - base
+    );
+    let (new_pair, known) = (per(new_pairs, n - 1), per(no_pairs, n));
+    println!(
+        "| XDP, new pair of known hosts each packet (reference: XDP without the pair map, same \
+         hosts) | IPv4 TCP 64 B | {new_pair:.1} | {known:.1} | {:.1} |",
+        new_pair - known
     );
 }
 
@@ -1332,7 +1377,10 @@ fn print_live_tables(rounds: &[[Run; 3]], counts: &[(u64, u64)]) {
 /// Measured:
 /// - the API: `GET /api/v1/hosts?sort=…&limit=100&offset=…` from the test process (a new
 ///   connection each, API token), sorts cycling through `total_bytes`, `ip`, `throughput` and
-///   `last_seen`, offsets spread over the whole table: p50, p99 and max per sort;
+///   `last_seen`, offsets spread over the whole table: p50, p99 and max per sort, and each
+///   request of 50 ms or more on its own (connect, first byte, total, second of the minute), to
+///   tell a dropped SYN from a daemon that stalled, and to line stalls up with the minute's
+///   history write;
 /// - the page, in headless Chromium: time from navigation start to the first rows of the
 ///   `hosts-table` (`performance.now()` in a mutation observer installed before the page's
 ///   scripts), over reloads of `#/hosts` (each a new document and navigation); the time from a
@@ -1344,7 +1392,7 @@ mod dashboard_hosts {
         io::{Read as _, Write as _},
         net::{SocketAddr, TcpStream},
         ops::Range,
-        time::{Duration, Instant},
+        time::{Duration, Instant, SystemTime, UNIX_EPOCH},
     };
 
     use ntop_common::testing::{eth, frame, ipv4_between, ipv6, udp};
@@ -1369,6 +1417,8 @@ mod dashboard_hosts {
     const PAGE_STEPS: usize = 7;
     /// Most replays of the frames before the hosts must all be there (veth drops at top speed).
     const REPLAYS: usize = 5;
+    /// API requests that take this long or more are listed one by one.
+    const SLOW: Duration = Duration::from_millis(50);
 
     /// Runs before the page's own scripts in every document: records when the hosts table first
     /// has rows (ms since navigation start) and every long task.
@@ -1513,15 +1563,30 @@ setTimeout(() => finish(-1), 20000);"#;
             .to_owned()
     }
 
-    /// Wall time of each `GET path` (a new connection each, `Connection: close`), all from one
-    /// thread inside `ns`; panics unless every answer is 200.
-    fn timed_gets(ns: &Netns, addr: SocketAddr, token: &str, paths: &[String]) -> Vec<Duration> {
+    /// One timed request of [`timed_gets`].
+    struct Timed {
+        /// From `connect` to the connection being open (the TCP handshake; a SYN the kernel
+        /// dropped shows here as its retransmission, 1 s later).
+        connect: Duration,
+        /// From `connect` to the first byte of the answer (the daemon's work included).
+        first_byte: Duration,
+        /// From `connect` to the end of the answer: the request's latency.
+        total: Duration,
+        /// When it started (wall clock), to line slow ones up with the minute's history write.
+        at: SystemTime,
+    }
+
+    /// Times each `GET path` (a new connection each, `Connection: close`), all from one thread
+    /// inside `ns`; panics unless every answer is 200.
+    fn timed_gets(ns: &Netns, addr: SocketAddr, token: &str, paths: &[String]) -> Vec<Timed> {
         ns.enter(|| {
             paths
                 .iter()
                 .map(|path| {
+                    let at = SystemTime::now();
                     let start = Instant::now();
                     let mut s = TcpStream::connect(addr).expect("connecting to the API");
+                    let connect = start.elapsed();
                     s.set_read_timeout(Some(Duration::from_secs(30)))
                         .expect("a timeout");
                     write!(
@@ -1530,15 +1595,22 @@ setTimeout(() => finish(-1), 20000);"#;
                          Connection: close\r\n\r\n"
                     )
                     .expect("sending a request");
-                    let mut body = Vec::new();
+                    let mut body = vec![0; 1];
+                    s.read_exact(&mut body).expect("reading an answer");
+                    let first_byte = start.elapsed();
                     s.read_to_end(&mut body).expect("reading an answer");
-                    let took = start.elapsed();
+                    let total = start.elapsed();
                     assert!(
                         body.starts_with(b"HTTP/1.1 200"),
                         "GET {path}: {}",
                         String::from_utf8_lossy(&body[..body.len().min(300)])
                     );
-                    took
+                    Timed {
+                        connect,
+                        first_byte,
+                        total,
+                        at,
+                    }
                 })
                 .collect()
         })
@@ -1615,6 +1687,33 @@ setTimeout(() => finish(-1), 20000);"#;
         }
     }
 
+    /// The slow requests one by one: a long `connect` is the kernel (a dropped SYN is sent
+    /// again after 1 s), a long wait for the first byte the daemon (the state's lock, the CPU);
+    /// the second of the minute lines them up with the history's host write, which the
+    /// persister does after the first poll of each minute.
+    fn print_slow(slow: &[(u64, String, Timed)]) {
+        println!(
+            "\n{} requests took {} ms or more",
+            slow.len(),
+            SLOW.as_millis()
+        );
+        if !slow.is_empty() {
+            println!("\n| hosts | request | connect | first byte | total | second of the minute |");
+            println!("|---|---|---|---|---|---|");
+        }
+        for (hosts, path, t) in slow {
+            let second =
+                t.at.duration_since(UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64() % 60.0);
+            println!(
+                "| {hosts} | `{path}` | {:.1} ms | {:.1} ms | {:.1} ms | {second:.1} |",
+                ms(t.connect),
+                ms(t.first_byte),
+                ms(t.total)
+            );
+        }
+    }
+
     #[test]
     #[ignore = "benchmark: cargo xtask bench"]
     fn dashboard_hosts_page() {
@@ -1629,6 +1728,7 @@ setTimeout(() => finish(-1), 20000);"#;
 
         let mut pages = Vec::new();
         let mut api = Vec::new();
+        let mut slow = Vec::new();
         let mut from = 0;
         for size in SIZES {
             // Sources, plus the two destinations.
@@ -1644,10 +1744,15 @@ setTimeout(() => finish(-1), 20000);"#;
                         format!("/api/v1/hosts?sort={sort}&limit=100&offset={offset}")
                     })
                     .collect();
-                let times: Vec<f64> = timed_gets(a, d.addr(), &token, &paths)
-                    .into_iter()
-                    .map(ms)
-                    .collect();
+                let requests = timed_gets(a, d.addr(), &token, &paths);
+                let times: Vec<f64> = requests.iter().map(|t| ms(t.total)).collect();
+                slow.extend(
+                    requests
+                        .into_iter()
+                        .zip(paths)
+                        .filter(|(t, _)| t.total >= SLOW)
+                        .map(|(t, path)| (hosts, path, t)),
+                );
                 api.push((hosts, sort, times));
             }
         }
@@ -1702,6 +1807,7 @@ setTimeout(() => finish(-1), 20000);"#;
                 quantile(&all, 1000)
             );
         }
+        print_slow(&slow);
         assert!(d.stop().success());
     }
 }

@@ -6,9 +6,12 @@
 //!   crosses the monitored veth, and the peer shows up among the top local talkers;
 //! - the hosts table lists what the API lists, sorts by a header in the API's order both ways,
 //!   searches (server-side) down to the matching hosts; the peer's row opens its page, whose
-//!   history chart plots the peer's traffic once the history (checked through the API) has it;
-//! - protocols, interfaces and admin pages render what the API says; the summary and hosts
-//!   pages fit a 360 px phone screen;
+//!   history chart plots the peer's traffic once the history (checked through the API) has it,
+//!   in as many intervals as the API has with traffic;
+//! - protocols, interfaces and admin pages render what the API says; the summary, hosts, host,
+//!   protocols, interfaces and admin pages fit a 360 px phone screen;
+//! - leaving the Summary for another address and coming back with Back (a page restored from
+//!   the back/forward cache) resumes its live updates;
 //! - an API token created on the admin page works with `Authorization: Bearer` until it is
 //!   revoked there; logging out ends the session on the server, and `/` then leads to the login;
 //! - no page logs a console error (uncaught exceptions, failed requests, CSP violations).
@@ -19,7 +22,7 @@
 //! Needs root (namespaces, BPF) and the browser `cargo xtask setup` installs; never skipped.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     fs,
     net::{IpAddr, SocketAddr},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
@@ -196,6 +199,40 @@ fn fits_width(b: &Browser) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Bytes received so far on each TCP connection to the daemon's port that a process other than
+/// this test holds in `ns` (the browser's), by local address: `ss -tinp` in the namespace.
+fn browser_bytes_in(ns: &Netns) -> BTreeMap<String, u64> {
+    let out = ns.exec(
+        "ss",
+        ["-Htinp", "state", "established", "( dport = :3000 )"],
+    );
+    assert!(out.status.success(), "ss: {out:?}");
+    let me = format!("pid={},", std::process::id());
+    let mut bytes = BTreeMap::new();
+    let mut local = None;
+    // "0 0 127.0.0.1:40000 127.0.0.1:3000 users:((\"chromium\",pid=7,fd=9))", then an indented
+    // line of TCP information with "bytes_received:1234".
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if line.starts_with(char::is_whitespace) {
+            if let Some(addr) = local.take() {
+                let n = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("bytes_received:"))
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                bytes.insert(addr, n);
+            }
+        } else {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let peer = words.iter().position(|w| w.ends_with(":3000"));
+            local = peer
+                .filter(|&i| i > 0 && !line.contains(&me))
+                .map(|i| words[i - 1].to_owned());
+        }
+    }
+    bytes
 }
 
 /// Sets the flag when dropped.
@@ -430,6 +467,15 @@ fn host_page(s: &Scene, sent: u64) {
             d.get(&history)
         )
     });
+    // The minutes with traffic: the page's chart (the last hour, per minute) has as many
+    // intervals with traffic as the API has points with bytes.
+    let busy = d.get(&history)["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter(|p| p["rx_bytes"].as_u64().unwrap_or(0) + p["tx_bytes"].as_u64().unwrap_or(0) > 0)
+        .count() as u64;
+    assert!(busy > 0, "{}", d.get(&history));
     b.reload();
     b.wait_testid("host-detail");
     let chart = testid("host-history-chart");
@@ -437,7 +483,31 @@ fn host_page(s: &Scene, sent: u64) {
         let points = b.number_attr(&chart, "data-points")?;
         (points > 0 && plots_traffic(b, &chart)).then_some(())
     });
+    b.wait(
+        &format!("the history chart to show traffic in the API's {busy} minutes"),
+        WAIT,
+        |b| (b.number_attr(&chart, "data-nonzero")? == busy).then_some(()),
+    );
     b.wait_testid("usage-table");
+    // Its top peer is A, to which it sent every datagram of the flow (hand-computed frame size)
+    // and which sent nothing back; the page lists A in the Top peers table.
+    let a = IpAddr::from(s.net.link.ipv4_a);
+    let peers = d.get(&format!("/api/v1/hosts/{peer}/peers"));
+    let top = &peers["peers"][0];
+    assert_eq!(top["ip"], a.to_string(), "{peers}");
+    assert_eq!(
+        (
+            &top["sent"]["packets"],
+            &top["sent"]["bytes"],
+            &top["received"]["packets"]
+        ),
+        (&json!(sent), &json!(sent * FRAME4), &json!(0)),
+        "{peers}"
+    );
+    let row = format!("{}[data-peer=\"{a}\"]", testid("host-peer-row"));
+    b.wait("A in the host's top peers", WAIT, |b| {
+        (b.count(&row) == 1).then_some(())
+    });
     b.screenshot("host");
     b.assert_no_console_errors("host detail");
 }
@@ -466,7 +536,7 @@ fn other_pages(s: &Scene, iface: &Value) {
     b.assert_no_console_errors("admin");
 }
 
-/// A phone: the summary and the hosts page fit 360 px (tables scroll in their own box).
+/// A phone: every page fits 360 px (tables scroll in their own box).
 fn phone_width(s: &Scene) {
     let b = s.browser;
     b.set_viewport(PHONE);
@@ -478,8 +548,142 @@ fn phone_width(s: &Scene) {
     b.wait_visible(&s.row);
     fits_width(b).unwrap_or_else(|e| panic!("hosts at 360 px: {e}"));
     b.screenshot("hosts-360");
+    // The other pages, each once it shows what it waits for (the host's entries, a table row).
+    let pages = [
+        (
+            format!("#/hosts/{}@{}", s.peer, s.dev),
+            "usage-table",
+            "host",
+        ),
+        ("#/protocols".to_owned(), "protocols-table", "protocols"),
+        ("#/interfaces".to_owned(), "interfaces-table", "interfaces"),
+        ("#/admin".to_owned(), "config", "admin"),
+    ];
+    for (route, root, page) in pages {
+        b.goto(&format!("{BASE}/{route}"));
+        b.wait_visible(&format!("{} tbody tr, {} dl", testid(root), testid(root)));
+        b.wait(&format!("the {page} page to fit 360 px"), WAIT, |b| {
+            fits_width(b).ok()
+        });
+        b.screenshot(&format!("{page}-360"));
+    }
     b.set_viewport(DESKTOP);
     b.assert_no_console_errors("360 px pages");
+}
+
+/// The Summary, left for another address and shown again with Back, takes up its live updates:
+/// the throughput chart gains points again, with the traffic of a flow that runs meanwhile;
+/// while it is away, none of the browser's connections to the daemon receives anything.
+///
+/// live.js closes the page's event stream on `pagehide` when the page goes into the browser's
+/// back/forward cache and opens it again on `pageshow`; without that, a restored page would
+/// stay frozen (or, with the stream kept open, hold one of the six connections a browser allows
+/// per host). Chromium keeps the page (the test checks that the restored document is the one it
+/// left: a mark set by the test survives), so the `pageshow` path is what resumes the updates.
+/// If a later Chromium stopped keeping it, the test fails saying why Chromium did not
+/// (`notRestoredReasons`); loaded again, the page would resume updates anyway, which would not
+/// test live.js's handlers.
+#[test]
+fn dashboard_live_updates_resume_after_back() {
+    require_root();
+    let net = TestNet::new(&VethConfig::default());
+    let dev = net.link.dev_a.as_str();
+    let peer = IpAddr::from(net.link.ipv4_b);
+    let d = Daemon::start(&net.a, &["-i", dev]);
+    let b = Browser::start(&net.a, "dashboard_back");
+    b.log_in(BASE);
+    b.wait_testid("throughput-chart");
+    let sink = UdpSink::bind(&net.a, SocketAddr::new(net.link.ipv4_a.into(), 0));
+    let chart = testid("throughput-chart");
+    let latest = |b: &Browser| b.number_attr(&chart, "data-latest");
+    let nonzero = |b: &Browser| b.number_attr(&chart, "data-nonzero");
+    // Waits until the daemon has polled `n` more times (its API's `polled_at` changed).
+    let wait_polls = |n: u32| {
+        let polled_at = || d.get("/api/v1/interfaces")["polled_at"].clone();
+        let (mut last, mut polls) = (polled_at(), 0);
+        wait_until(WAIT, Duration::from_millis(50), || {
+            let now = polled_at();
+            if now != last {
+                polls += 1;
+                last = now;
+            }
+            (polls >= n).then_some(())
+        })
+        .unwrap_or_else(|| panic!("the daemon did not poll {n} times within {WAIT:?}"));
+    };
+    let stop = AtomicBool::new(false);
+    let sent = AtomicU64::new(0);
+    thread::scope(|scope| {
+        let (nb, to, flag, sent) = (&net.b, sink.addr(), &stop, &sent);
+        let flow = scope.spawn(move || flow(nb, peer, to, flag, sent));
+        let _stop = StopOnDrop(&stop);
+
+        // Live before leaving: new points, some with the flow's traffic.
+        let first = b.wait("a first point on the chart", WAIT, latest);
+        b.wait("a new point", WAIT, |b| latest(b).filter(|&t| t > first));
+        b.wait("a point with traffic", WAIT, |b| {
+            nonzero(b).filter(|&n| n > 0)
+        });
+        b.eval("window.__ntopLeft = true; return null;", vec![]);
+
+        // Away: another document of the same server (the login page: one that, unlike the
+        // API's JSON, does not make Chromium ask for a /favicon.ico there is not). While the
+        // daemon polls, no connection of the browser receives anything: the hidden Summary's
+        // event stream is closed (one summary a poll would arrive on it otherwise).
+        b.goto(&format!("{BASE}/login"));
+        b.wait_visible("#password");
+        wait_polls(1);
+        let before = browser_bytes_in(&net.a);
+        wait_polls(2);
+        let after = browser_bytes_in(&net.a);
+        let receiving: Vec<_> = after
+            .iter()
+            .filter(|&(local, n)| before.get(local).is_some_and(|was| n > was))
+            .collect();
+        assert!(
+            receiving.is_empty(),
+            "connections of the browser that went on receiving while the Summary was away (its \
+             event stream was not closed on pagehide): {receiving:?}"
+        );
+
+        b.back();
+        b.wait_testid("throughput-chart");
+        let kept = b.eval("return window.__ntopLeft === true;", vec![]) == true;
+        if !kept {
+            let why = b.eval(
+                "const n = performance.getEntriesByType('navigation')[0]; \
+                 return n && n.notRestoredReasons ? JSON.stringify(n.notRestoredReasons) : null;",
+                vec![],
+            );
+            b.fail(&format!(
+                "Back loaded the Summary again instead of restoring it from the back/forward \
+                 cache, so live.js's pagehide/pageshow handlers were not exercised; Chromium's \
+                 reasons: {why}"
+            ));
+        }
+        let (at, busy) = (latest(&b).unwrap_or(0), nonzero(&b).unwrap_or(0));
+        b.wait("a new point after coming back", WAIT, |b| {
+            latest(b).filter(|&t| t > at)
+        });
+        let resumed = latest(&b).unwrap_or(0);
+        b.wait("another new point (the updates go on)", WAIT, |b| {
+            latest(b).filter(|&t| t > resumed)
+        });
+        b.wait("new points with the flow's traffic", WAIT, |b| {
+            nonzero(b).filter(|&n| n > busy)
+        });
+        assert!(
+            !b.visible(&testid("status-banner")),
+            "the banner after coming back: {:?}",
+            b.text(&testid("status-banner"))
+        );
+        b.screenshot("summary-after-back");
+        b.assert_no_console_errors("summary, after Back");
+        stop.store(true, Ordering::Relaxed);
+        flow.join().expect("the flow thread");
+    });
+    drop(b);
+    assert!(d.stop().success());
 }
 
 /// An API token made on the admin page works with `Authorization: Bearer` (checked against the

@@ -75,6 +75,8 @@ struct Collector {
     poll_duration_ms: Option<f64>,
     host_table_capacity: u32,
     host_table_used: usize,
+    pair_table_capacity: u32,
+    pair_table_used: usize,
     hosts_known: usize,
 }
 
@@ -135,6 +137,8 @@ async fn status_handler(
             poll_duration_ms: s.poll_duration().map(|d| d.as_secs_f64() * 1000.0),
             host_table_capacity: table.capacity,
             host_table_used: table.used,
+            pair_table_capacity: s.pair_table().capacity,
+            pair_table_used: s.pair_table().used,
             hosts_known: s.host_count(),
         };
         let counting_since = s.counting_since().map(unix);

@@ -175,6 +175,52 @@ async fn other_paths_and_methods_are_not_served_here() {
     );
 }
 
+/// A mistyped path (here the Hosts page without its `#`) gets the API's `{code, message}` 404,
+/// and the message names every route of docs/API.md's table, `/metrics`, the dashboard's pages
+/// and docs/API.md itself: whoever mistyped learns the right path from it.
+#[tokio::test]
+async fn not_found_names_every_route() {
+    let r = get("/hosts", None).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header(&r, &header::CONTENT_TYPE), "application/json");
+    let body: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+    let fields = body.as_object().unwrap();
+    assert_eq!(
+        fields.keys().collect::<Vec<_>>(),
+        ["code", "message"],
+        "{body}"
+    );
+    assert_eq!(body["code"], "not_found");
+    let message = body["message"].as_str().unwrap();
+
+    // The table of routes at the top of docs/API.md: "| [`GET /api/v1/hosts`](#…) | … |".
+    let doc = include_str!("../../../docs/API.md");
+    let mut paths = Vec::new();
+    for line in doc.lines().filter(|l| l.starts_with("| [`")) {
+        let route = line.split('|').nth(1).unwrap_or("");
+        for quoted in route.split('`').skip(1).step_by(2) {
+            if let Some(path) = quoted.split(' ').find(|w| w.starts_with('/')) {
+                paths.push(path.to_owned());
+            }
+        }
+    }
+    assert!(paths.len() > 15, "routes of docs/API.md: {paths:?}");
+    for path in paths
+        .iter()
+        .map(String::as_str)
+        .chain(["/metrics", "/#/hosts"])
+    {
+        assert!(
+            message.contains(path),
+            "the 404 message does not name {path}: {message}"
+        );
+    }
+    for method in ["GET", "POST", "DELETE"] {
+        assert!(message.contains(method), "{method}: {message}");
+    }
+    assert!(message.contains("docs/API.md"), "{message}");
+}
+
 /// Every hook of docs/DASHBOARD.md's table is in the page or its scripts, and no script or
 /// page uses inline styles.
 #[test]

@@ -131,6 +131,10 @@ pub struct CollectorHealth {
     pub host_table_capacity: u32,
     /// Entries it held at the last poll.
     pub host_table_used: usize,
+    /// Entries the kernel's pair table (who talks to whom) holds at most; 0 with `--no-peers`.
+    pub pair_table_capacity: u32,
+    /// Entries it held at the last poll.
+    pub pair_table_used: usize,
     /// Bytes of hosts that did not fit into the host table (sent plus received, all
     /// interfaces).
     pub other_hosts_bytes: u64,
@@ -236,6 +240,8 @@ pub fn summary(s: &State, store: &'static str) -> Summary {
         collector: CollectorHealth {
             host_table_capacity: table.capacity,
             host_table_used: table.used,
+            pair_table_capacity: s.pair_table().capacity,
+            pair_table_used: s.pair_table().used,
             other_hosts_bytes,
             errors: s.errors().fold(0_u64, |a, (_, n)| a.saturating_add(n)),
             poll_duration_ms: s.poll_duration().map(|d| d.as_secs_f64() * 1000.0),

@@ -109,6 +109,7 @@ fn summary_of_a_hand_built_state() {
                 {"name": "arp", "family": null, "bytes": 60, "packets": 1},
             ],
             "collector": {"host_table_capacity": 1024, "host_table_used": 3,
+                          "pair_table_capacity": 1024, "pair_table_used": 0,
                           "other_hosts_bytes": 70, "errors": 3, "poll_duration_ms": 1.5,
                           "store": "ok"},
         })
