@@ -128,8 +128,12 @@ pub struct Sample {
     pub hosts: Vec<(HostKey, HostCounters)>,
     /// Host map capacity (entries).
     pub host_capacity: u32,
-    /// Every pair map entry: who talked to whom, for top peers.
+    /// Every pair map entry: who talked to whom, for top peers; only when `pairs_read`.
     pub pairs: Vec<(PairKey, PairCounters)>,
+    /// `pairs` was read in this poll (the collector reads the pair map every few seconds
+    /// only, see [`PAIR_REFRESH`](crate::ebpf::PAIR_REFRESH)); otherwise it holds an older
+    /// reading or nothing.
+    pub pairs_read: bool,
     /// Pair map capacity (entries; 0 when the maps have none, pin layout 1).
     pub pair_capacity: u32,
     /// When these maps were created, if known (pins of layout 1 did not record it).
@@ -153,6 +157,7 @@ impl Sample {
             hosts: Vec::new(),
             host_capacity: 0,
             pairs: Vec::new(),
+            pairs_read: false,
             pair_capacity: 0,
             created: None,
             errors: [0; ERROR_KINDS as usize],

@@ -152,7 +152,18 @@ fn assert_hosts_and_protocols(d: &Daemon, packets: &[Packet]) {
         got_hosts, want_hosts,
         "per host (sent, received): ntop vs tshark"
     );
-    let (want, got) = (per_pair(packets), daemon_pairs(d, want_hosts.keys()));
+    // The daemon reads the pair table every PAIR_REFRESH only: wait (bounded) for a reading
+    // taken after the traffic, then compare.
+    let want = per_pair(packets);
+    let got = wait_until(
+        ntop::ebpf::PAIR_REFRESH * 3,
+        Duration::from_millis(200),
+        || {
+            let got = daemon_pairs(d, want_hosts.keys());
+            (got == want).then_some(got)
+        },
+    )
+    .unwrap_or_else(|| daemon_pairs(d, want_hosts.keys()));
     assert_eq!(
         got, want,
         "per (host, peer) (sent, received): ntop vs tshark"

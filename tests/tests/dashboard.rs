@@ -492,6 +492,8 @@ fn host_page(s: &Scene, sent: u64) {
     // Its top peer is A, to which it sent every datagram of the flow (hand-computed frame size)
     // and which sent nothing back; the page lists A in the Top peers table.
     let a = IpAddr::from(s.net.link.ipv4_a);
+    // (The pair table is read every 5 s; the history above was complete only after the
+    // flow's last minute had passed, long after the flow stopped.)
     let peers = d.get(&format!("/api/v1/hosts/{peer}/peers"));
     let top = &peers["peers"][0];
     assert_eq!(top["ip"], a.to_string(), "{peers}");

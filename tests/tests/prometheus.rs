@@ -419,6 +419,7 @@ fn sample(k: u64, secs: u64) -> Sample {
         hosts,
         host_capacity: 4096,
         pairs: Vec::new(),
+        pairs_read: true,
         pair_capacity: 4096,
         created: None,
         errors,
@@ -827,11 +828,14 @@ fn daemon_metrics_scraped_by_prometheus_equal_the_json() {
     settle(a, dev_a, &base);
     let settled = SystemTime::now();
 
-    let (want, interfaces) = json_series(a);
     // Everything but the hosts and the poll time and duration, exactly. Waiting for equality
-    // also waits for a scrape after the traffic (the counts no longer change).
+    // also waits for a scrape after the traffic (the counts no longer change) and for the pair
+    // table's fill, which the daemon reads every few seconds only (so the JSON is read again
+    // each round).
     let mut got = BTreeMap::new();
+    let (mut want, mut interfaces) = json_series(a);
     let same = wait_until(PATIENCE, Duration::from_millis(200), || {
+        (want, interfaces) = json_series(a);
         got = prometheus.ntop_series("ntop");
         let comparable: BTreeMap<Labels, f64> = got
             .iter()

@@ -29,6 +29,11 @@ use crate::sample::{Epoch, InterfaceSample, Sample, parse_boot_id};
 /// Entries fetched per `BPF_MAP_LOOKUP_BATCH` call.
 const BATCH_CHUNK: usize = 4096;
 
+/// How often [`CounterMaps::read_into`] reads the pair map: it is as big as the host map, but
+/// only feeds the hosts' peer lists, which need not change every second (at 100k hosts,
+/// reading it every poll doubled a poll's cost; see docs/BENCHMARKS.md, `collector_poll_cost`).
+pub const PAIR_REFRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The counter maps of one load or pin directory.
 pub(super) struct MapSet {
     pub hosts: MapData,
@@ -62,6 +67,8 @@ pub(super) struct CounterMaps {
     started: Instant,
     /// When the maps were created, if known (for [`Sample::created`]).
     created: Option<SystemTime>,
+    /// When the pair map was last read.
+    pairs_read: Option<Instant>,
 }
 
 impl std::fmt::Debug for CounterMaps {
@@ -144,6 +151,7 @@ impl CounterMaps {
             epoch,
             started: Instant::now(),
             created,
+            pairs_read: None,
         }
     }
 
@@ -257,6 +265,7 @@ impl CounterMaps {
     /// [`Error::Read`] when a `bpf(2)` call fails.
     pub(super) fn read(&mut self) -> Result<Sample, Error> {
         let mut sample = Sample::empty();
+        self.pairs_read = None;
         self.read_into(&mut sample)?;
         Ok(sample)
     }
@@ -282,7 +291,7 @@ impl CounterMaps {
                 source,
             })?;
 
-        self.read_pairs(&mut out.pairs)?;
+        self.read_pairs(out)?;
 
         let same_interfaces = out.interfaces.len() == self.interfaces.len()
             && out
@@ -375,11 +384,17 @@ impl CounterMaps {
         out.poll_duration = begin.elapsed();
         Ok(())
     }
-}
 
-impl CounterMaps {
-    /// Reads the pair map into `pairs` (emptied first; left empty without a pair map).
-    fn read_pairs(&mut self, pairs: &mut Vec<(PairKey, PairCounters)>) -> Result<(), Error> {
+    /// Reads the pair map into `out.pairs` if the last reading is [`PAIR_REFRESH`] old (or
+    /// there was none), and says so in `out.pairs_read`. Without a pair map `out.pairs` is
+    /// left empty.
+    fn read_pairs(&mut self, out: &mut Sample) -> Result<(), Error> {
+        out.pairs_read = self.pairs_read.is_none_or(|t| t.elapsed() >= PAIR_REFRESH);
+        if !out.pairs_read {
+            return Ok(());
+        }
+        self.pairs_read = Some(Instant::now());
+        let pairs = &mut out.pairs;
         pairs.clear();
         let Some(map) = &self.pairs else {
             return Ok(());

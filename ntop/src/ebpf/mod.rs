@@ -40,6 +40,7 @@ use ntop_common::{
 };
 
 use self::counters::CounterMaps;
+pub use self::counters::PAIR_REFRESH;
 pub use self::pin::DetachedAll;
 use crate::sample::{CaptureMode, Epoch, Sample};
 
@@ -814,7 +815,8 @@ impl Kernel {
     }
 
     /// Reads every map into `out`, reusing its buffers: the collector keeps one sample, so a
-    /// poll at a million hosts does not allocate and free 180 MB every second.
+    /// poll at a million hosts does not allocate and free 180 MB every second. The pair map
+    /// is read once every [`PAIR_REFRESH`] only (`out.pairs_read` says whether it was).
     ///
     /// # Errors
     /// [`Error::Read`] when a `bpf(2)` call fails; `out` is then incomplete.

@@ -275,6 +275,7 @@ impl State {
             hosts,
             host_capacity,
             pairs,
+            pairs_read,
             pair_capacity,
             created,
             errors,
@@ -301,7 +302,8 @@ impl State {
             used: hosts.len(),
         };
         monotonic::advance(&mut self.error_total, &mut self.error_offset, errors, None);
-        self.pairs.ingest(pairs, *pair_capacity, *created);
+        self.pairs
+            .ingest(pairs_read.then_some(&pairs[..]), *pair_capacity, *created);
 
         for sampled in interfaces {
             self.ingest_interface(sampled, generation);

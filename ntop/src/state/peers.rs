@@ -77,15 +77,17 @@ pub struct PeerList<'a> {
 }
 
 impl Pairs {
-    /// Takes in the pair entries of a poll (into the reused buffer).
+    /// Takes in the pair entries of a poll (into the reused buffer), if it read them.
     pub(super) fn ingest(
         &mut self,
-        entries: &[(PairKey, PairCounters)],
+        entries: Option<&[(PairKey, PairCounters)]>,
         capacity: u32,
         created: Option<SystemTime>,
     ) {
-        self.entries.clear();
-        self.entries.extend_from_slice(entries);
+        if let Some(entries) = entries {
+            self.entries.clear();
+            self.entries.extend_from_slice(entries);
+        }
         self.capacity = capacity;
         self.created = created;
     }
@@ -273,6 +275,24 @@ mod tests {
             s.peers("198.51.100.1".parse().unwrap(), Some(3), 10).total,
             0
         );
+    }
+
+    #[test]
+    fn a_poll_that_did_not_read_the_pairs_keeps_the_last_reading() {
+        let mut s = State::new();
+        s.ingest(&talking().build());
+        let mut later = sample(1000)
+            .iface(2, "eth0")
+            .pair("198.51.100.1", "198.51.100.2", 2, 5000, 50)
+            .build();
+        later.pairs_read = false;
+        s.ingest(&later);
+        let list = s.peers("198.51.100.1".parse().unwrap(), None, 10);
+        assert_eq!((list.total, list.peers[0].sent), (2, c(1000, 10)));
+        later.pairs_read = true;
+        s.ingest(&later);
+        let list = s.peers("198.51.100.1".parse().unwrap(), None, 10);
+        assert_eq!((list.total, list.peers[0].sent), (1, c(5000, 50)));
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub(crate) fn sample(ms: u64) -> SampleBuilder {
         hosts: Vec::new(),
         host_capacity: 1024,
         pairs: Vec::new(),
+        pairs_read: true,
         pair_capacity: 1024,
         created: None,
         errors: [0; ERROR_KINDS as usize],
