@@ -311,12 +311,15 @@ fn new_entry_costs(k: &mut Kernel) {
 #[test]
 #[ignore = "benchmark: cargo xtask bench"]
 fn collector_poll_cost() {
-    println!("| active hosts | Kernel::read_into (median) | State::ingest (median) | total |");
-    println!("|---|---|---|---|");
+    println!(
+        "| active hosts | pair map read | Kernel::read_into (median) | State::ingest (median) \
+         | total |"
+    );
+    println!("|---|---|---|---|---|");
     for hosts in [10_000u32, 100_000] {
         let mut k = load(hosts + 16);
-        // One frame per source host, all to one destination: hosts + 1 entries. Sources are
-        // 198.18.x.y, then 198.19.x.y past 65,536.
+        // One frame per source host, all to one destination: hosts + 1 host entries and hosts
+        // pair entries. Sources are 198.18.x.y, then 198.19.x.y past 65,536.
         for i in 0..hosts {
             let b = i.to_be_bytes();
             let src = [198, 18 + b[1], b[2], b[3]];
@@ -327,26 +330,35 @@ fn collector_poll_cost() {
             per_packet(&mut k, PROG_XDP, true, &f, 1);
         }
         let mut state = State::new();
-        // One sample reused across polls, like the collector thread.
+        // One sample reused across polls, like the collector thread. 11 polls that read the
+        // pair map (as one poll in PAIR_REFRESH does) and 11 that do not (the others).
         let mut sample = Sample::empty();
-        let mut reads = Vec::new();
-        let mut ingests = Vec::new();
-        for _ in 0..11 {
-            let t = Instant::now();
-            k.read_into(&mut sample).unwrap();
-            reads.push(t.elapsed());
-            assert!(
-                sample.hosts.len() > usize::try_from(hosts).unwrap(),
-                "every host was inserted"
-            );
-            let t = Instant::now();
-            state.ingest(&sample);
-            ingests.push(t.elapsed());
+        for with_pairs in [true, false] {
+            let mut reads = Vec::new();
+            let mut ingests = Vec::new();
+            for _ in 0..11 {
+                if with_pairs {
+                    k.read_pairs_next();
+                }
+                let t = Instant::now();
+                k.read_into(&mut sample).unwrap();
+                reads.push(t.elapsed());
+                assert_eq!(sample.pairs_read, with_pairs);
+                assert!(
+                    sample.hosts.len() > usize::try_from(hosts).unwrap(),
+                    "every host was inserted"
+                );
+                assert!(sample.pairs.len() >= usize::try_from(hosts).unwrap());
+                let t = Instant::now();
+                state.ingest(&sample);
+                ingests.push(t.elapsed());
+            }
+            reads.sort();
+            ingests.sort();
+            let (r, i) = (reads[5], ingests[5]);
+            let read = if with_pairs { "yes" } else { "no" };
+            println!("| {hosts} | {read} | {r:?} | {i:?} | {:?} |", r + i);
         }
-        reads.sort();
-        ingests.sort();
-        let (r, i) = (reads[5], ingests[5]);
-        println!("| {hosts} | {r:?} | {i:?} | {:?} |", r + i);
     }
 }
 

@@ -265,7 +265,7 @@ impl CounterMaps {
     /// [`Error::Read`] when a `bpf(2)` call fails.
     pub(super) fn read(&mut self) -> Result<Sample, Error> {
         let mut sample = Sample::empty();
-        self.pairs_read = None;
+        self.read_pairs_next();
         self.read_into(&mut sample)?;
         Ok(sample)
     }
@@ -383,6 +383,11 @@ impl CounterMaps {
         out.epoch = self.epoch;
         out.poll_duration = begin.elapsed();
         Ok(())
+    }
+
+    /// Makes the next [`read_into`](Self::read_into) read the pair map.
+    pub(super) fn read_pairs_next(&mut self) {
+        self.pairs_read = None;
     }
 
     /// Reads the pair map into `out.pairs` if the last reading is [`PAIR_REFRESH`] old (or

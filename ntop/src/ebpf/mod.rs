@@ -824,6 +824,12 @@ impl Kernel {
         self.counters.read_into(out)
     }
 
+    /// Makes the next [`read_into`](Self::read_into) read the pair map, due or not (for the
+    /// benchmark that measures a poll with and without it).
+    pub fn read_pairs_next(&mut self) {
+        self.counters.read_pairs_next();
+    }
+
     /// Detaches everything and says what was detached. Dropping does the same when nothing is
     /// pinned; when pinned, this also takes the pinned links off their hooks
     /// (`BPF_LINK_DETACH`: off when this returns) and removes the pins (links, maps, layout
