@@ -952,6 +952,8 @@ const FLOOD_PORT: u16 = 9;
 enum Receiver {
     /// The ntop daemon (native XDP ingress, TCX egress, collector, HTTP API).
     Ntop,
+    /// The same with `--no-peers` (no pair table).
+    NtopNoPeers,
     /// [`PROG_BENCH_XDP_PASS`] in native mode.
     EmptyXdp,
     /// No program.
@@ -959,16 +961,20 @@ enum Receiver {
 }
 
 impl Receiver {
-    const ALL: [Self; 3] = [Self::Ntop, Self::EmptyXdp, Self::Nothing];
+    const ALL: [Self; RECEIVERS] = [Self::Ntop, Self::NtopNoPeers, Self::EmptyXdp, Self::Nothing];
 
     fn label(self) -> &'static str {
         match self {
             Self::Ntop => "ntop daemon (native XDP + TCX egress)",
+            Self::NtopNoPeers => "ntop daemon --no-peers",
             Self::EmptyXdp => "empty XDP program (native, XDP_PASS)",
             Self::Nothing => "nothing attached",
         }
     }
 }
+
+/// Number of [`Receiver`]s.
+const RECEIVERS: usize = 4;
 
 /// One `trafgen` run as the receiver saw it.
 #[derive(Clone, Copy, Debug)]
@@ -1189,22 +1195,23 @@ fn attach_empty_xdp(net: &TestNet) -> Kernel {
 /// One run with the daemon attached: the run, the receiving veth's `rx_packets` delta from
 /// before the daemon started until after the send, and the daemon's own count (which must be
 /// equal: native XDP on a veth sees every packet the veth counts).
-fn ntop_run(net: &TestNet, config: &TrafgenConfig) -> (Run, u64, u64) {
+fn ntop_run(net: &TestNet, config: &TrafgenConfig, peers: bool) -> (Run, u64, u64) {
     let dev = net.link.dev_b.as_str();
     let attached = link_stats(&net.b, dev);
     // Listens on `daemon::API` (127.0.0.1:3000) inside the namespace; `start` returns after
     // the first poll, so the programs are attached.
-    let daemon = Daemon::start(
-        &net.b,
-        &[
-            "-i",
-            dev,
-            "--capture-mode",
-            "xdp-native",
-            "--memory-budget",
-            "16M",
-        ],
-    );
+    let mut args = vec![
+        "-i",
+        dev,
+        "--capture-mode",
+        "xdp-native",
+        "--memory-budget",
+        "16M",
+    ];
+    if !peers {
+        args.push("--no-peers");
+    }
+    let daemon = Daemon::start(&net.b, &args);
     let mode = ntop_interface(&daemon, dev).map(|i| i["capture_mode"].clone());
     assert_eq!(
         mode,
@@ -1261,17 +1268,18 @@ fn live_receive_rate_trafgen() {
     trafgen(&net, &config, TRAFGEN_FRAMES / 8);
 
     // rounds[n][i] is round n's run of Receiver::ALL[i].
-    let mut rounds: Vec<[Run; 3]> = Vec::new();
+    let mut rounds: Vec<[Run; RECEIVERS]> = Vec::new();
     let mut counts: Vec<(u64, u64)> = Vec::new();
     for round in 0..TRAFGEN_ROUNDS {
-        let mut this = [None; 3];
+        let mut this = [None; RECEIVERS];
         // Each round starts with the next configuration: A,B,C then B,C,A, …
         for k in 0..Receiver::ALL.len() {
             let i = (round + k) % Receiver::ALL.len();
             let receiver = Receiver::ALL[i];
             let run = match receiver {
-                Receiver::Ntop => {
-                    let (run, link, ntop) = ntop_run(&net, &config);
+                Receiver::Ntop | Receiver::NtopNoPeers => {
+                    let peers = receiver == Receiver::Ntop;
+                    let (run, link, ntop) = ntop_run(&net, &config, peers);
                     counts.push((link, ntop));
                     run
                 }
@@ -1300,8 +1308,12 @@ fn live_receive_rate_trafgen() {
 
 /// The Markdown tables of [`live_receive_rate_trafgen`]: medians over the rounds, then each
 /// round with its own ratios (robust to drift between rounds), then ntop's counts.
-fn print_live_tables(rounds: &[[Run; 3]], counts: &[(u64, u64)]) {
-    let [ntop, empty, nothing] = [0, 1, 2].map(|i| {
+fn print_live_tables(rounds: &[[Run; RECEIVERS]], counts: &[(u64, u64)]) {
+    const NTOP: usize = 0;
+    const NO_PEERS: usize = 1;
+    const EMPTY: usize = 2;
+    const NOTHING: usize = 3;
+    let medians: [f64; RECEIVERS] = std::array::from_fn(|i| {
         let rates: Vec<f64> = rounds.iter().map(|r| r[i].mpps()).collect();
         median_of(&rates)
     });
@@ -1318,13 +1330,10 @@ fn print_live_tables(rounds: &[[Run; 3]], counts: &[(u64, u64)]) {
         "| receiver | median Mpps | ratio to nothing attached | ratio to empty XDP | delivered |"
     );
     println!("|---|---|---|---|---|");
-    for (i, (r, mpps)) in Receiver::ALL
-        .into_iter()
-        .zip([ntop, empty, nothing])
-        .enumerate()
-    {
+    for (i, r) in Receiver::ALL.into_iter().enumerate() {
+        let mpps = medians[i];
         let to_empty = match r {
-            Receiver::Ntop => format!("{:.3}", ntop / empty),
+            Receiver::Ntop | Receiver::NtopNoPeers => format!("{:.3}", mpps / medians[EMPTY]),
             Receiver::EmptyXdp => "1".to_owned(),
             Receiver::Nothing => "–".to_owned(),
         };
@@ -1335,41 +1344,50 @@ fn print_live_tables(rounds: &[[Run; 3]], counts: &[(u64, u64)]) {
         println!(
             "| {} | {mpps:.3} | {:.3} | {to_empty} | {:.1} % |",
             r.label(),
-            mpps / nothing,
+            mpps / medians[NOTHING],
             median_of(&delivered)
         );
     }
     println!(
-        "\n| round | ntop Mpps | empty XDP Mpps | nothing Mpps | ntop / empty XDP | ntop / nothing \
-         | empty XDP / nothing |"
+        "\n| round | ntop Mpps | ntop --no-peers Mpps | empty XDP Mpps | nothing Mpps \
+         | ntop / empty XDP | --no-peers / empty XDP | ntop / --no-peers | empty XDP / nothing |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (n, r) in rounds.iter().enumerate() {
-        let [a, b, c] = r.map(Run::mpps);
+        let [a, p, b, c] = r.map(Run::mpps);
         println!(
-            "| {} | {a:.3} | {b:.3} | {c:.3} | {:.3} | {:.3} | {:.3} |",
+            "| {} | {a:.3} | {p:.3} | {b:.3} | {c:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
             n + 1,
             a / b,
-            a / c,
+            p / b,
+            a / p,
             b / c
         );
     }
+    let [a, p, b, c] = medians;
     println!(
-        "| median | {ntop:.3} | {empty:.3} | {nothing:.3} | {:.3} | {:.3} | {:.3} |",
-        median_ratio(0, 1),
-        median_ratio(0, 2),
-        median_ratio(1, 2)
+        "| median | {a:.3} | {p:.3} | {b:.3} | {c:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+        median_ratio(NTOP, EMPTY),
+        median_ratio(NO_PEERS, EMPTY),
+        median_ratio(NTOP, NO_PEERS),
+        median_ratio(EMPTY, NOTHING)
     );
     // Both CPUs send and receive for the whole run (one trafgen process each; the receive path
     // runs in their softirq), so wall time per packet × 2 approximates CPU time per packet.
-    let extra: Vec<f64> = rounds
-        .iter()
-        .map(|r| 2.0 * (1e3 / r[0].mpps() - 1e3 / r[1].mpps()))
-        .collect();
+    let extra = |x: usize, over: usize| {
+        let ns: Vec<f64> = rounds
+            .iter()
+            .map(|r| 2.0 * (1e3 / r[x].mpps() - 1e3 / r[over].mpps()))
+            .collect();
+        median_of(&ns)
+    };
     println!(
-        "\nCPU time per packet of ntop over the empty XDP program, median of the rounds (assumes \
-         both CPUs busy): {:.0} ns",
-        median_of(&extra)
+        "\nCPU time per packet, median of the rounds (assumes both CPUs busy): ntop over the \
+         empty XDP program {:.0} ns; ntop --no-peers over it {:.0} ns; ntop over ntop \
+         --no-peers (the pair table) {:.0} ns",
+        extra(NTOP, EMPTY),
+        extra(NO_PEERS, EMPTY),
+        extra(NTOP, NO_PEERS)
     );
     println!("\n| ntop run | veth rx_packets delta | ntop rx packets (API) |");
     println!("|---|---|---|");
