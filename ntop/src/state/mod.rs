@@ -21,6 +21,8 @@
 //!   them. An entity absent from the latest sample has rate 0; one that appears for the first
 //!   time counts from zero. The first sample has no rates (all 0).
 //! - A host missing from a later sample keeps its totals and first/last seen.
+//! - Who talks to whom (the kernel's pair map) is kept as the last reading, not aggregated:
+//!   a host's top peers are one scan of it per request (see `peers`).
 
 mod annotate;
 mod carry;

@@ -1,8 +1,8 @@
 //! Who talks to whom: the kernel's pair map as of the last poll, and a host's top peers from it.
 //!
-//! Runs on the collector (ingest: one copy of the pair entries into a reused buffer) and on the
-//! HTTP handlers (queries: one scan of the pairs, O(pairs), then a partial sort of the host's
-//! own). Peer counts are not carried across new maps (a reboot, an upgrade, a start without
+//! Runs on the collector (ingest: one copy of the pair entries into a reused buffer, when the
+//! poll read them: every [`PAIR_REFRESH`](crate::ebpf::PAIR_REFRESH)) and on the HTTP handlers
+//! (queries: one scan of the pairs, O(pairs), then a partial sort of the host's own). Peer counts are not carried across new maps (a reboot, an upgrade, a start without
 //! pins) nor kept in the history: they count from when the maps were created, or from the last
 //! reset, whichever is later ([`PeerList::since`]).
 
