@@ -277,6 +277,7 @@ export function render(ctx) {
         ),
         bar(fill, fill > 0.9 ? 'bar-warn' : ''),
       ),
+      pairFact(c),
       fact(
         'Other hosts (table full)',
         c.other_hosts_bytes ? h('span', { class: 'warn' }, bytes(c.other_hosts_bytes)) : bytes(0),
@@ -287,6 +288,21 @@ export function render(ctx) {
       ),
       fact('Last poll', `${clock(summary.polled_at)}, took ${millis(c.poll_duration_ms)}`),
       fact('History store', h('span', { class: c.store && c.store !== 'ok' ? 'warn' : null }, c.store ?? '–')),
+    );
+  }
+
+  /** The pair table's fill (who talks to whom), or that it is off (`--no-peers`). */
+  function pairFact(c) {
+    if (!c.pair_table_capacity) return fact('Pair table', h('span', { class: 'muted' }, 'not counted (--no-peers)'));
+    const used = c.pair_table_used / c.pair_table_capacity;
+    return fact(
+      'Pair table',
+      h(
+        'span',
+        { class: used > 0.9 ? 'warn' : null },
+        `${count(c.pair_table_used)} of ${count(c.pair_table_capacity)} (${percent(used)})`,
+      ),
+      bar(used, used > 0.9 ? 'bar-warn' : ''),
     );
   }
 
