@@ -265,19 +265,12 @@ export function render(ctx) {
     totalsNote.textContent = since ? `Counting since ${dateTime(since)}.` : '';
 
     const c = summary.collector;
-    const fill = c.host_table_capacity ? c.host_table_used / c.host_table_capacity : 0;
     replace(
       health,
-      fact(
-        'Host table',
-        h(
-          'span',
-          { class: fill > 0.9 ? 'warn' : null },
-          `${count(c.host_table_used)} of ${count(c.host_table_capacity)} (${percent(fill)})`,
-        ),
-        bar(fill, fill > 0.9 ? 'bar-warn' : ''),
-      ),
-      pairFact(c),
+      tableFact('Host table', c.host_table_used, c.host_table_capacity),
+      c.pair_table_capacity
+        ? tableFact('Pair table', c.pair_table_used, c.pair_table_capacity)
+        : fact('Pair table', h('span', { class: 'muted' }, 'not counted (--no-peers)')),
       fact(
         'Other hosts (table full)',
         c.other_hosts_bytes ? h('span', { class: 'warn' }, bytes(c.other_hosts_bytes)) : bytes(0),
@@ -288,21 +281,6 @@ export function render(ctx) {
       ),
       fact('Last poll', `${clock(summary.polled_at)}, took ${millis(c.poll_duration_ms)}`),
       fact('History store', h('span', { class: c.store && c.store !== 'ok' ? 'warn' : null }, c.store ?? '–')),
-    );
-  }
-
-  /** The pair table's fill (who talks to whom), or that it is off (`--no-peers`). */
-  function pairFact(c) {
-    if (!c.pair_table_capacity) return fact('Pair table', h('span', { class: 'muted' }, 'not counted (--no-peers)'));
-    const used = c.pair_table_used / c.pair_table_capacity;
-    return fact(
-      'Pair table',
-      h(
-        'span',
-        { class: used > 0.9 ? 'warn' : null },
-        `${count(c.pair_table_used)} of ${count(c.pair_table_capacity)} (${percent(used)})`,
-      ),
-      bar(used, used > 0.9 ? 'bar-warn' : ''),
     );
   }
 
@@ -347,6 +325,17 @@ export function render(ctx) {
 
 function fact(term, ...value) {
   return [h('dt', null, term), h('dd', null, ...value)];
+}
+
+/** A kernel table's fill: `used of capacity (percent)` and a bar, marked above 90%. */
+function tableFact(term, used, capacity) {
+  const fill = capacity ? used / capacity : 0;
+  const full = fill > 0.9;
+  return fact(
+    term,
+    h('span', { class: full ? 'warn' : null }, `${count(used)} of ${count(capacity)} (${percent(fill)})`),
+    bar(fill, full ? 'bar-warn' : ''),
+  );
 }
 
 /** A top-talker table; `fill(talkers)` renders its rows. */
