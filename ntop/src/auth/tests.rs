@@ -231,6 +231,9 @@ async fn every_route_needs_credentials() {
     );
     let r = send(&app, from(ALICE).path("/static/app.js")).await;
     r.error(StatusCode::NOT_FOUND, "not_found");
+    // The icon browsers ask for by themselves, also on a JSON URL (no dashboard here: 404).
+    let r = send(&app, from(ALICE).path("/favicon.ico")).await;
+    r.error(StatusCode::NOT_FOUND, "not_found");
     // A stale cookie gets a better message.
     let r = send(
         &app,

@@ -254,7 +254,7 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
 // ---- The guard ----
 
 fn is_public(path: &str) -> bool {
-    path == "/api/v1/health" || path.starts_with("/static/")
+    path == "/api/v1/health" || path == "/favicon.ico" || path.starts_with("/static/")
 }
 
 /// Routes only credentials may use, whatever `--web-public-read` says (and, but for

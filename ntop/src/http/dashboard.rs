@@ -112,8 +112,10 @@ static ASSETS: LazyLock<(Asset, Vec<(&'static str, Asset)>)> = LazyLock::new(|| 
     )
 });
 
-/// `GET /` (and `HEAD`) and `GET /static/<name>`. Rejects other paths; other methods on these
-/// get `405`. Unknown assets get `404 not_found` (JSON).
+/// `GET /` (and `HEAD`), `GET /static/<name>`, and `GET /favicon.ico` (the SVG icon: browsers
+/// ask for it by themselves on any page, e.g. a JSON URL opened directly, and log a 404 when it
+/// is missing). Rejects other paths; other methods on these get `405`. Unknown assets get
+/// `404 not_found` (JSON).
 pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let get_or_head = warp::get().or(warp::head()).unify();
     let if_none_match = warp::header::optional::<String>(IF_NONE_MATCH.as_str());
@@ -126,7 +128,11 @@ pub fn routes() -> impl Filter<Extract = (Response,), Error = Rejection> + Clone
         .and(get_or_head)
         .and(if_none_match)
         .map(|tail: Tail, inm: Option<String>| asset(tail.as_str(), inm.as_deref()));
-    index.or(assets).unify()
+    let favicon = warp::path!("favicon.ico")
+        .and(get_or_head)
+        .and(if_none_match)
+        .map(|inm: Option<String>| asset("favicon.svg", inm.as_deref()));
+    index.or(assets).unify().or(favicon).unify()
 }
 
 /// The response for `/static/<name>`.

@@ -65,6 +65,7 @@ async fn assets_have_their_content_types() {
         ("/static/chart.js", "text/javascript; charset=utf-8"),
         ("/static/app.css", "text/css; charset=utf-8"),
         ("/static/favicon.svg", "image/svg+xml"),
+        ("/favicon.ico", "image/svg+xml"),
     ] {
         let r = get(path, None).await;
         assert_eq!(r.status(), StatusCode::OK, "{path}");
