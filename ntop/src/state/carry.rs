@@ -205,8 +205,7 @@ impl State {
         }
         self.last_order.clear();
         self.full_checkpoint = true;
-        let pair_errors = self.pair_errors();
-        self.pairs.begin_epoch(pair_errors);
+        self.pairs.begin_epoch();
     }
 
     /// What changed since the last checkpoint, as history points and totals rows; the

@@ -304,8 +304,12 @@ impl State {
             used: hosts.len(),
         };
         monotonic::advance(&mut self.error_total, &mut self.error_offset, errors, None);
-        self.pairs
-            .ingest(pairs_read.then_some(&pairs[..]), *pair_capacity, *created);
+        self.pairs.ingest(
+            pairs_read.then_some(&pairs[..]),
+            *pair_capacity,
+            *created,
+            &errors[..],
+        );
 
         for sampled in interfaces {
             self.ingest_interface(sampled, generation);

@@ -29,8 +29,10 @@ pub(super) struct Pairs {
     created: Option<SystemTime>,
     /// When the last reset was.
     reset_at: Option<SystemTime>,
-    /// Pair errors counted before these maps or the last reset (see [`PeerList::complete`]).
-    errors_before: u64,
+    /// Pair errors these maps counted (their own counters, not the totals carried across
+    /// maps), at the last poll and at the last reset (see [`PeerList::complete`]).
+    errors: u64,
+    errors_at_reset: u64,
 }
 
 /// Pair map fill, as `/api/v1/hosts/{ip}/peers` reports it.
@@ -77,13 +79,19 @@ pub struct PeerList<'a> {
 }
 
 impl Pairs {
-    /// Takes in the pair entries of a poll (into the reused buffer), if it read them.
+    /// Takes in the pair entries of a poll (into the reused buffer), if it read them, and the
+    /// maps' own pair error counters (`errors`: as the kernel counts them, by kind).
     pub(super) fn ingest(
         &mut self,
         entries: Option<&[(PairKey, PairCounters)]>,
         capacity: u32,
         created: Option<SystemTime>,
+        errors: &[u64],
     ) {
+        self.errors = [ErrorKind::PairMapFull, ErrorKind::PairUpdateFailed]
+            .iter()
+            .filter_map(|&k| errors.get(k as usize))
+            .fold(0, |a, &n| a.wrapping_add(n));
         if let Some(entries) = entries {
             self.entries.clear();
             self.entries.extend_from_slice(entries);
@@ -93,18 +101,17 @@ impl Pairs {
     }
 
     /// New maps: their pairs count from zero, so the old baseline means nothing any more.
-    pub(super) fn begin_epoch(&mut self, pair_errors: u64) {
+    pub(super) fn begin_epoch(&mut self) {
         self.baseline = None;
         self.reset_at = None;
-        self.errors_before = pair_errors;
+        self.errors_at_reset = 0;
     }
 
     /// The admin's reset: peer counts start again from here.
     pub(super) fn reset(&mut self, now: SystemTime) {
         self.baseline = Some(self.entries.iter().copied().collect());
         self.reset_at = Some(now);
-        // The error totals were reset too.
-        self.errors_before = 0;
+        self.errors_at_reset = self.errors;
     }
 
     fn since(&self) -> Option<SystemTime> {
@@ -124,14 +131,6 @@ fn minus(later: Counter, earlier: Counter) -> Counter {
 }
 
 impl State {
-    /// Pair errors counted so far (since the last reset).
-    pub(super) fn pair_errors(&self) -> u64 {
-        [ErrorKind::PairMapFull, ErrorKind::PairUpdateFailed]
-            .iter()
-            .map(|&k| self.error_total[k as usize])
-            .fold(0, u64::wrapping_add)
-    }
-
     /// Fill of the kernel's pair map at the last poll.
     #[must_use]
     pub fn pair_table(&self) -> PairTable {
@@ -187,7 +186,7 @@ impl State {
         PeerList {
             total,
             peers,
-            complete: self.pair_errors() == pairs.errors_before,
+            complete: pairs.errors == pairs.errors_at_reset,
             since: pairs.since(),
             table: self.pair_table(),
         }
