@@ -346,4 +346,47 @@ mod tests {
         s.reset(at(9));
         assert!(s.peers(ip, None, 10).complete);
     }
+
+    /// Prints how long a peer list takes at 1M pairs (a busy host with 1,000 peers among them):
+    /// `cargo test --release -p ntop --lib state::peers::tests::timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "timing only; run in release with --ignored --nocapture"]
+    fn timing() {
+        use std::time::Instant;
+        let busy = crate::state::tests::addr("198.51.100.1");
+        let mut sample = sample(0)
+            .iface(2, "eth0")
+            .host("198.51.100.1", 2, SENT, L4Class::Udp, 1, 1)
+            .build();
+        sample.pairs = (0_u32..1_000_000)
+            .map(|i| {
+                let [_, x, y, z] = i.to_be_bytes();
+                let one = crate::state::key_addr(IpAddr::from([10, x, y, z]));
+                let other = if i % 1000 == 0 {
+                    busy
+                } else {
+                    crate::state::key_addr(IpAddr::from([172, 16, y, z]))
+                };
+                let (key, dir) = PairKey::of(one, other, 2);
+                let mut v = PairCounters::default();
+                v.c[dir] = c(u64::from(i), 1);
+                (key, v)
+            })
+            .collect();
+        let mut s = State::new();
+        s.ingest(&sample);
+        let ip: IpAddr = "198.51.100.1".parse().unwrap();
+        let mut times = Vec::new();
+        for _ in 0..21 {
+            let t = Instant::now();
+            let list = s.peers(ip, None, 10);
+            times.push(t.elapsed());
+            assert_eq!(list.total, 1000);
+        }
+        times.sort();
+        println!(
+            "peers() at 1M pairs, 1,000 of them the host's: median {:?}, max {:?}",
+            times[10], times[20]
+        );
+    }
 }
