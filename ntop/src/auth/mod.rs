@@ -91,11 +91,17 @@ impl Auth {
     pub fn load(dir: DataDir, config: AuthConfig) -> Result<Arc<Self>, AuthError> {
         let password = AdminPassword::load(&dir)?;
         let tokens = Tokens::load(dir.clone())?;
+        let sessions = Sessions::load(
+            dir.clone(),
+            session::password_digest(password.as_phc()),
+            std::time::Instant::now(),
+            std::time::SystemTime::now(),
+        );
         Ok(Arc::new(Self {
             dir,
             config,
             password: RwLock::new(password),
-            sessions: Sessions::new(),
+            sessions,
             tokens,
             limiter: Limiter::new(),
             hashers: Arc::new(Semaphore::new(HASHER_PERMITS)),
@@ -140,6 +146,8 @@ impl Auth {
         if *current == new {
             return Ok(false);
         }
+        self.sessions
+            .set_password(session::password_digest(new.as_phc()));
         *current = new;
         drop(current);
         self.sessions.clear();

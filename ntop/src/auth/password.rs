@@ -81,6 +81,8 @@ impl Auth {
         })
         .await
         .map_err(|e| AuthError::Internal(format!("changing the password failed: {e}")))??;
+        self.sessions
+            .set_password(super::session::password_digest(hash.as_phc()));
         *self
             .password
             .write()

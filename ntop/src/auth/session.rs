@@ -1,7 +1,16 @@
-//! Login sessions of the dashboard: kept in memory only (a restart logs everyone out), each
-//! with a 256-bit random id (the cookie [`COOKIE`]), a CSRF token, and server-side expiry:
-//! [`IDLE_TIMEOUT`] after the last request and [`ABSOLUTE_TIMEOUT`] after login. At most
-//! [`MAX_SESSIONS`] exist; a new one evicts the least recently used.
+//! Login sessions of the dashboard, each with a 256-bit random id (the cookie [`COOKIE`]), a
+//! CSRF token, and server-side expiry: [`IDLE_TIMEOUT`] after the last request and
+//! [`ABSOLUTE_TIMEOUT`] after login. At most [`MAX_SESSIONS`] exist; a new one evicts the least
+//! recently used.
+//!
+//! With a data directory ([`Sessions::load`]) they survive a restart of the daemon, so a
+//! dashboard left open is still logged in when ntop comes back (an upgrade, a reboot): the file
+//! [`FILE`] (mode 0600) holds each session's SHA-256 digest (never the id), CSRF token and
+//! times, and the digest of the admin password hash they were made under. It is written on
+//! login, logout and every change of the password, and when a session's last use is more than
+//! [`SAVE_EVERY`] newer than the file's. Sessions made under another password (changed with
+//! `ntop -A` while ntop was down), expired ones, and a damaged file are not restored: everyone
+//! logs in again.
 //!
 //! Runs in the HTTP handlers (login, logout, every request with a session cookie). The time is
 //! an argument of every method, so tests control it. Sessions are keyed by the SHA-256 of the
@@ -9,13 +18,24 @@
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, PoisonError},
-    time::{Duration, Instant},
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use rand::RngCore as _;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+
+use crate::store::DataDir;
+
+/// The sessions' file in the data directory.
+pub const FILE: &str = "sessions.json";
+/// A session's last use is written at most this often (it only moves its idle expiry).
+pub const SAVE_EVERY: Duration = Duration::from_mins(1);
 
 /// Name of the session cookie.
 pub const COOKIE: &str = "ntop_session";
@@ -83,6 +103,89 @@ pub struct Sessions {
     idle: Duration,
     absolute: Duration,
     max: usize,
+    /// Where the sessions are kept across restarts; `None`: in memory only.
+    persist: Option<Persist>,
+}
+
+/// The file behind a [`Sessions`].
+#[derive(Debug)]
+struct Persist {
+    dir: DataDir,
+    /// A moment as both clocks tell it: `Instant`s are written as wall-clock times through it.
+    origin: (Instant, SystemTime),
+    /// SHA-256 of the admin password hash the sessions were made under.
+    password: Mutex<Key>,
+    /// When the file was last written (`None`: not yet).
+    saved: Mutex<Option<Instant>>,
+    /// A failed write was logged (logged once until a write succeeds).
+    warned: AtomicBool,
+}
+
+/// The file: `{"version": 1, "password_sha256": "…", "sessions": [...]}`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    version: u32,
+    password_sha256: String,
+    sessions: Vec<Record>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    /// SHA-256 of the session id, hex.
+    sha256: String,
+    csrf_token: String,
+    /// Milliseconds since the Unix epoch.
+    created: u64,
+    last_used: u64,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn unhex(s: &str) -> Option<Key> {
+    let mut out = [0u8; 32];
+    if s.len() != 64 || !s.is_ascii() {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The SHA-256 of an admin password hash (PHC string), which the file names its sessions by.
+#[must_use]
+pub fn password_digest(phc: &str) -> [u8; 32] {
+    key(phc)
+}
+
+impl Persist {
+    fn wall(&self, t: Instant) -> u64 {
+        let (i0, w0) = self.origin;
+        let w = if t >= i0 {
+            w0 + (t - i0)
+        } else {
+            w0.checked_sub(i0 - t).unwrap_or(UNIX_EPOCH)
+        };
+        w.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The `Instant` of a wall-clock time (ms); times after the origin (a clock set back) are
+    /// taken as the origin.
+    fn instant(&self, ms: u64) -> Instant {
+        let (i0, w0) = self.origin;
+        let w = UNIX_EPOCH + Duration::from_millis(ms);
+        let ago = w0.duration_since(w).unwrap_or_default();
+        i0.checked_sub(ago).unwrap_or(i0)
+    }
 }
 
 impl Default for Sessions {
@@ -106,6 +209,128 @@ impl Sessions {
             idle,
             absolute,
             max: max.max(1),
+            persist: None,
+        }
+    }
+
+    /// The store kept in `dir` ([`FILE`]), with the sessions saved there that are still valid
+    /// at `now` (wall-clock `wall`) and were made under the admin password whose hash has the
+    /// digest `password` (see [`password_digest`]). A missing, damaged or unreadable file gives
+    /// an empty store (logged): everyone logs in again.
+    #[must_use]
+    pub fn load(dir: DataDir, password: Key, now: Instant, wall: SystemTime) -> Self {
+        let mut store = Self::new();
+        let persist = Persist {
+            dir,
+            origin: (now, wall),
+            password: Mutex::new(password),
+            saved: Mutex::new(None),
+            warned: AtomicBool::new(false),
+        };
+        match persist.dir.read(FILE) {
+            Ok(None) => {}
+            Ok(Some(bytes)) => match serde_json::from_slice::<File>(&bytes) {
+                Ok(file) if file.version == 1 => {
+                    if unhex(&file.password_sha256) == Some(password) {
+                        let map = store.map.get_mut().unwrap_or_else(PoisonError::into_inner);
+                        for r in file.sessions {
+                            let Some(k) = unhex(&r.sha256) else { continue };
+                            let session = Session {
+                                csrf_token: r.csrf_token,
+                                created: persist.instant(r.created),
+                                last_used: persist.instant(r.last_used),
+                            };
+                            map.insert(k, session);
+                        }
+                        let (idle, absolute) = (store.idle, store.absolute);
+                        map.retain(|_, s| {
+                            now.saturating_duration_since(s.last_used) < idle
+                                && now.saturating_duration_since(s.created) < absolute
+                        });
+                        if !map.is_empty() {
+                            tracing::info!(
+                                sessions = map.len(),
+                                "dashboard sessions restored from {}",
+                                persist.dir.file(FILE).display()
+                            );
+                        }
+                    } else {
+                        tracing::info!(
+                            "the admin password changed while ntop was down: the saved \
+                             dashboard sessions end, everyone logs in again"
+                        );
+                    }
+                }
+                Ok(file) => tracing::warn!(
+                    "{} is of version {}, which this ntop does not know: its sessions are \
+                     ignored, everyone logs in again",
+                    persist.dir.file(FILE).display(),
+                    file.version
+                ),
+                Err(e) => tracing::warn!(
+                    "{} is damaged ({e}): its sessions are ignored, everyone logs in again; \
+                     ntop replaces the file at the next login",
+                    persist.dir.file(FILE).display()
+                ),
+            },
+            Err(e) => tracing::warn!("{e}: the saved dashboard sessions are ignored"),
+        }
+        store.persist = Some(persist);
+        store
+    }
+
+    /// The admin password changed (its hash has the digest `password`): sessions kept from
+    /// now on are made under it. (The caller ends the other sessions.)
+    pub fn set_password(&self, password: Key) {
+        if let Some(p) = &self.persist {
+            *p.password.lock().unwrap_or_else(PoisonError::into_inner) = password;
+        }
+    }
+
+    /// Writes the file, if there is one, when `force` or the last write is [`SAVE_EVERY`] old.
+    /// A failure is logged (once until a write succeeds); the sessions go on in memory.
+    fn save(&self, now: Instant, force: bool) {
+        let Some(p) = &self.persist else { return };
+        // A request that only refreshes a last use does not wait for another's write.
+        let mut saved = match p.saved.try_lock() {
+            Ok(saved) => saved,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if !force => return,
+            Err(std::sync::TryLockError::WouldBlock) => {
+                p.saved.lock().unwrap_or_else(PoisonError::into_inner)
+            }
+        };
+        if !force && saved.is_some_and(|t| now.saturating_duration_since(t) < SAVE_EVERY) {
+            return;
+        }
+        let file = File {
+            version: 1,
+            password_sha256: hex(&*p.password.lock().unwrap_or_else(PoisonError::into_inner)),
+            sessions: self
+                .lock()
+                .iter()
+                .filter(|(_, s)| self.alive(s, now))
+                .map(|(k, s)| Record {
+                    sha256: hex(k),
+                    csrf_token: s.csrf_token.clone(),
+                    created: p.wall(s.created),
+                    last_used: p.wall(s.last_used),
+                })
+                .collect(),
+        };
+        let json = serde_json::to_vec(&file).unwrap_or_default();
+        match p.dir.write_private(FILE, &json) {
+            Ok(()) => {
+                *saved = Some(now);
+                p.warned.store(false, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if !p.warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "{e}; dashboard sessions go on, but a restart of ntop will end them"
+                    );
+                }
+            }
         }
     }
 
@@ -145,6 +370,8 @@ impl Sessions {
                 last_used: now,
             },
         );
+        drop(map);
+        self.save(now, true);
         session
     }
 
@@ -159,20 +386,28 @@ impl Sessions {
             return None;
         }
         session.last_used = session.last_used.max(now);
-        Some(SessionInfo {
+        let info = SessionInfo {
             csrf_token: session.csrf_token.clone(),
             expires: (session.last_used + self.idle).min(session.created + self.absolute),
-        })
+        };
+        drop(map);
+        self.save(now, false);
+        Some(info)
     }
 
     /// Ends the session `id`; whether it existed.
     pub fn remove(&self, id: &str) -> bool {
-        self.lock().remove(&key(id)).is_some()
+        let removed = self.lock().remove(&key(id)).is_some();
+        if removed {
+            self.save(Instant::now(), true);
+        }
+        removed
     }
 
     /// Ends every session (the admin password changed).
     pub fn clear(&self) {
         self.lock().clear();
+        self.save(Instant::now(), true);
     }
 
     /// Ends every session but `keep` (the one that changed the password); returns how many
@@ -182,7 +417,10 @@ impl Sessions {
         let mut map = self.lock();
         let before = map.len();
         map.retain(|k, _| Some(*k) == keep);
-        before - map.len()
+        let ended = before - map.len();
+        drop(map);
+        self.save(Instant::now(), true);
+        ended
     }
 
     /// Sessions held, expired ones included until they are looked up or evicted.
@@ -344,5 +582,74 @@ mod tests {
         let header = format!("theme=dark; ntop_session=short; {COOKIE}={id};other=1");
         assert_eq!(cookie_values([header.as_str()].into_iter()), [id.as_str()]);
         assert!(cookie_values(["ntop_session"].into_iter()).is_empty());
+    }
+
+    /// A restart: the same sessions, with their CSRF tokens and expiry, from the file alone.
+    #[test]
+    fn sessions_survive_a_restart_under_the_same_password() {
+        let dir = crate::auth::tests::scratch("sessions-restart");
+        let (t0, w0) = (Instant::now(), SystemTime::now());
+        let pw = password_digest("$argon2id$one");
+        let store = Sessions::load(dir.clone(), pw, t0, w0);
+        let kept = store.create(t0);
+        let gone = store.create(t0);
+        assert!(store.remove(&gone.id));
+        assert!(
+            store.validate(&kept.id, t0 + 10 * MIN).is_some(),
+            "saved: 10 min > SAVE_EVERY"
+        );
+        let text = String::from_utf8(dir.read(FILE).unwrap().unwrap()).unwrap();
+        assert!(
+            !text.contains(&kept.id),
+            "the file holds no usable session id"
+        );
+        let mode = std::fs::metadata(dir.file(FILE)).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+
+        // The next process has other clocks. Last used 10 min after login: idle for 31 min at
+        // 41 min (gone), for 29 min at 39 min (restored, with its CSRF token).
+        let gone_by_now = Sessions::load(dir.clone(), pw, Instant::now(), w0 + 41 * MIN);
+        assert!(gone_by_now.is_empty());
+        let t1 = Instant::now() + 5 * MIN;
+        let again = Sessions::load(dir.clone(), pw, t1, w0 + 39 * MIN);
+        assert_eq!(again.len(), 1);
+        let info = again.validate(&kept.id, t1).expect("restored");
+        assert_eq!(info.csrf_token, kept.csrf_token);
+        assert!(again.validate(&gone.id, t1).is_none());
+        // That use was saved (the process's first save), so it counts after the next restart:
+        // at 60 min, 21 min after it, the session is still valid.
+        let third = Sessions::load(dir.clone(), pw, Instant::now(), w0 + 60 * MIN);
+        assert!(third.validate(&kept.id, Instant::now()).is_some());
+        // Logged in 12 h ago by the wall clock of the next start: gone, however recently used.
+        let late = Sessions::load(dir.clone(), pw, Instant::now(), w0 + ABSOLUTE_TIMEOUT);
+        assert!(late.is_empty());
+    }
+
+    #[test]
+    fn another_password_or_a_damaged_file_restores_nothing() {
+        let dir = crate::auth::tests::scratch("sessions-password");
+        let (t0, w0) = (Instant::now(), SystemTime::now());
+        let store = Sessions::load(dir.clone(), password_digest("$argon2id$one"), t0, w0);
+        let s = store.create(t0);
+        // Changed with `ntop -A` while ntop was down.
+        let other = Sessions::load(dir.clone(), password_digest("$argon2id$two"), t0, w0);
+        assert!(other.is_empty());
+        assert!(other.validate(&s.id, t0).is_none());
+        // Changed at run time: the kept session is saved under the new password.
+        let store = Sessions::load(dir.clone(), password_digest("$argon2id$one"), t0, w0);
+        store.set_password(password_digest("$argon2id$two"));
+        assert_eq!(store.clear_except(Some(&s.id)), 0);
+        let after = Sessions::load(dir.clone(), password_digest("$argon2id$two"), t0, w0);
+        assert!(after.validate(&s.id, t0).is_some());
+        // Damaged: nothing, and the next login writes a good file.
+        dir.write_private(FILE, b"{not json").unwrap();
+        let damaged = Sessions::load(dir.clone(), password_digest("$argon2id$two"), t0, w0);
+        assert!(damaged.is_empty());
+        let n = damaged.create(t0);
+        let fixed = Sessions::load(dir.clone(), password_digest("$argon2id$two"), t0, w0);
+        assert!(fixed.validate(&n.id, t0).is_some());
     }
 }
