@@ -4,8 +4,10 @@
 // then ←/→, Home, End, Esc) whose values are read out in a polite live region.
 //
 // The root element gets `data-points`: how many time points are plotted now; `data-nonzero`:
-// how many of them have a value above zero in some series (traffic, not a filled-in gap); and
-// `data-latest`: the time of the last point, unix milliseconds (empty without points).
+// how many of them have a value above zero in some series (traffic, not a filled-in gap);
+// `data-latest`: the time of the last point, unix milliseconds (empty without points); and
+// `data-max-gap`: the longest time between two neighbouring points, milliseconds (0 with fewer
+// than two).
 // Styling is all in app.css (`.chart-*`, `.series-N`), so light and dark modes just work and
 // no inline style is needed (the page's CSP forbids it).
 
@@ -110,6 +112,7 @@ export class LineChart {
     root.setAttribute('data-points', '0');
     root.setAttribute('data-nonzero', '0');
     root.setAttribute('data-latest', '');
+    root.setAttribute('data-max-gap', '0');
     root.replaceChildren(this.svg, this.legend, this.readout);
 
     this.svg.addEventListener('pointermove', (e) => this.onPointer(e));
@@ -150,12 +153,15 @@ export class LineChart {
     this.from = from;
     this.to = to;
     let nonzero = 0;
+    let gap = 0;
     for (let i = 0; i < times.length; i += 1) {
       if (series.some((se) => se.values[i] > 0)) nonzero += 1;
+      if (i > 0) gap = Math.max(gap, times[i] - times[i - 1]);
     }
     this.root.setAttribute('data-points', String(times.length));
     this.root.setAttribute('data-nonzero', String(nonzero));
     this.root.setAttribute('data-latest', times.length ? String(Math.round(times[times.length - 1] * 1000)) : '');
+    this.root.setAttribute('data-max-gap', String(Math.round(gap * 1000)));
     this.render();
   }
 

@@ -96,6 +96,9 @@ export function render(ctx) {
   let range = RANGES[0];
   let period = 'daily';
   let entries = [];
+  // Whether the host API knows the address: null before its first answer, false after a 404
+  // `host_not_found`. The peers are not asked for while it does not (they would 404 too).
+  let known = null;
   document.title = `ntop: ${ip}`;
 
   const title = h('h1', null, `Host ${ip}`);
@@ -262,6 +265,10 @@ export function render(ctx) {
     } catch (e) {
       if (!ctx.active) return;
       if (e.code === 'host_not_found') {
+        if (known !== false) {
+          known = false;
+          renderPeers(null, null);
+        }
         say(problem, 'info', 'ntop has not seen this address on any interface since counting started. Its history, if any, is below.');
         entries = [];
         replace(nowBody, h('tr', null, h('td', { colspan: 10, class: 'muted' }, 'Not seen now')));
@@ -274,6 +281,11 @@ export function render(ctx) {
       return;
     }
     if (!ctx.active) return;
+    // First seen (or first answer): the peers now.
+    if (!known) {
+      known = true;
+      loadPeers();
+    }
     say(problem);
     entries = doc.entries;
     root.setAttribute('data-ip', doc.ip);
@@ -331,7 +343,7 @@ export function render(ctx) {
           loadHistory();
           loadUsage();
           loadNow();
-          loadPeers();
+          if (known) loadPeers();
         },
       ),
     );
@@ -452,12 +464,14 @@ export function render(ctx) {
   let peersBusy = false;
   let peersAfter = 0; // `Date.now()` before which the regular refresh leaves the peers alone
   /**
-   * The top peers. The regular refresh (`force` false) skips a turn while a request is under
-   * way, and backs off after a 404: an address never seen (or an interface not monitored) is
-   * asked again every 30 s, a daemon without the route (`not_found`, an older ntop) or that
-   * does not count peers (`peers_not_counted`) only after it restarts.
+   * The top peers, once the host API knows the host (`loadNow` asks for them when it first
+   * does). The regular refresh (`force` false) skips a turn while a request is under way, and
+   * backs off after a 404: an interface not monitored (or an address not seen there) is asked
+   * again every 30 s, a daemon without the route (`not_found`, an older ntop) or that does not
+   * count peers (`peers_not_counted`) only after it restarts.
    */
   async function loadPeers(force = true) {
+    if (!known) return;
     if (!force && (peersBusy || Date.now() < peersAfter)) return;
     const mine = (peersSeq += 1);
     peersBusy = true;
@@ -550,16 +564,16 @@ export function render(ctx) {
   });
   ctx.on((type) => {
     if (type === 'restart') {
+      // The peers follow when the host API answers (the host may be gone after a restart).
+      known = null;
       loadNow();
       loadHistory();
       loadUsage();
-      loadPeers();
     }
   });
-  loadNow();
+  loadNow(); // and the peers, once it knows the host
   if (iface) loadHistory();
   loadUsage();
-  loadPeers();
   // Without an interface in the route, the history waits for the entries (it needs one when
   // several are monitored); if the host is not seen now, ask without one.
   setTimeout(() => {

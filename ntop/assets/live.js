@@ -4,9 +4,11 @@
 // restart (`ntop.started` in `/api/v1/status` changed), listeners get a `restart`.
 //
 // It also keeps the last 5 minutes of per-interface rates for the Summary chart, whatever page
-// is open, so the chart is full when the user comes back to it.
+// is open, so the chart is full when the user comes back to it. The time a page spent in the
+// back/forward cache (no summaries arrive then) is filled from the 1-second history when it is
+// shown again.
 
-import { api, isLeaving } from './api.js';
+import { api, isLeaving, query } from './api.js';
 
 export const WINDOW = 300; // seconds of live rates kept
 const POLL_MS = 2000;
@@ -28,7 +30,10 @@ export const live = {
 
 const listeners = new Set();
 
-/** Calls `fn(type, data)` for `summary`, `mode`, `status` and `restart`; returns an unsubscriber. */
+/**
+ * Calls `fn(type, data)` for `summary`, `mode`, `status`, `restart` and `rates` (points were
+ * added to `live.rates` from the history, without a summary); returns an unsubscriber.
+ */
 export function subscribe(fn) {
   listeners.add(fn);
   return () => listeners.delete(fn);
@@ -50,6 +55,12 @@ let failures = 0;
 let pollTimer = null;
 let probeTimer = null;
 let reopenTimer = null;
+/** Whether the page is in the back/forward cache (between `pagehide` and `pageshow`). */
+let hidden = false;
+/** `ntop.started` when the page was hidden. */
+let hiddenStarted;
+/** Set on `pageshow`: the status check then made; the next summary ends the gap to fill. */
+let resumed = null;
 
 function setMode(mode) {
   if (live.mode === mode) return;
@@ -67,6 +78,8 @@ export function start(status) {
   // open it again (and catch up) when it comes back.
   window.addEventListener('pagehide', (ev) => {
     if (!ev.persisted) return;
+    hidden = true;
+    hiddenStarted = live.status?.ntop?.started;
     clearTimeout(reopenTimer);
     if (source) {
       source.close();
@@ -76,11 +89,13 @@ export function start(status) {
   });
   window.addEventListener('pageshow', (ev) => {
     if (!ev.persisted) return;
+    hidden = false;
     failures = 0;
     // Nothing arrived while the page was away, by design: the collector is not stalled. The
     // banner's stall clock starts again now (a summary follows within a poll).
     if (live.lastAt) live.lastAt = Date.now();
-    refreshStatus();
+    // The first summary from now on ends the gap in the rates; fillGap fills it.
+    resumed = { checked: refreshStatus(), started: hiddenStarted };
     openEvents(false);
   });
 }
@@ -210,8 +225,51 @@ function accept(summary) {
   const previous = live.last;
   live.last = summary;
   live.lastAt = Date.now();
-  if (!previous || previous.polled_at !== summary.polled_at) record(summary);
+  if (!previous || previous.polled_at !== summary.polled_at) {
+    record(summary);
+    if (resumed && previous && !hidden) {
+      const { checked, started } = resumed;
+      resumed = null;
+      fillGap(previous.polled_at, summary, checked, started);
+    }
+  }
   emit('summary', summary);
+}
+
+/**
+ * Fills the rates between `from` (the last summary before the page went into the back/forward
+ * cache) and `summary` (the first after it came back) from the 1-second history, unless the
+ * daemon restarted meanwhile (`checked`: the status check made on `pageshow`; the restart
+ * clears the rates, and the Summary fills its chart again from the history).
+ */
+async function fillGap(from, summary, checked, started) {
+  await checked;
+  if (live.status?.ntop?.started !== started) return;
+  const to = summary.polled_at;
+  const start = Math.max(from, to - WINDOW);
+  // Polls come every second or two (polling mode): a shorter gap is no gap.
+  if (to - start < 3) return;
+  await fillFromHistory(summary.interfaces.map((i) => i.name), start, to);
+  emit('rates');
+}
+
+/**
+ * Fills the rates window of each interface of `names` from the 1-second history, from `from`
+ * to `to` (unix seconds), where it has no points (see `prefill`). Resolves when done; an
+ * interface without history (a new data directory, a broken store) keeps its rates as they are.
+ */
+export async function fillFromHistory(names, from, to) {
+  await Promise.all(
+    names.map(async (name) => {
+      try {
+        const range = { interface: name, from: Math.floor(from), to: Math.ceil(to), resolution: 'second' };
+        const doc = await api(`/api/v1/history${query(range)}`);
+        prefill(name, doc.points, from, to);
+      } catch {
+        // The chart shows what the polls brought.
+      }
+    }),
+  );
 }
 
 /** Appends one point per interface to the rates window. */
@@ -239,17 +297,21 @@ function record(summary) {
 }
 
 /**
- * Fills the rates window of `name` from the 1-second history (`points` as
- * `/api/v1/history` returns them), in front of the live points and without overlapping them.
+ * Fills the rates window of `name` from the 1-second history (`points` as `/api/v1/history`
+ * returns them) for the seconds from `from` to `to`, in the hole after the points at or before
+ * `from` and before the first point after it: in time order, without overlapping them. (At
+ * start the hole is in front of the live points; after the back/forward cache, the time away.)
  */
-export function prefill(name, points, from, to) {
-  const livePoints = live.rates.get(name) ?? [];
-  const firstLive = livePoints.length ? livePoints[0].t : Infinity;
+function prefill(name, points, from, to) {
+  const have = live.rates.get(name) ?? [];
+  let at = 0;
+  while (at < have.length && have[at].t <= from) at += 1;
+  const next = at < have.length ? have[at].t : Infinity;
   const byT = new Map(points.map((p) => [p.t, p]));
   const raw = [];
   // A history row covers [t, t + 1): its rate is plotted at the end of the second, as a poll's.
   for (let t = Math.ceil(from); t < to; t += 1) {
-    if (t + 1 >= firstLive) break;
+    if (t + 1 >= next) break;
     const p = byT.get(t);
     raw.push({
       t: t + 1,
@@ -266,5 +328,5 @@ export function prefill(name, points, from, to) {
     return around.reduce((a, p) => a + p[k], 0) / around.length;
   };
   const filled = raw.map((p, i) => ({ t: p.t, rx: mean(i, 'rx'), tx: mean(i, 'tx'), rxp: mean(i, 'rxp'), txp: mean(i, 'txp') }));
-  live.rates.set(name, filled.concat(livePoints));
+  live.rates.set(name, have.slice(0, at).concat(filled, have.slice(at)));
 }

@@ -1,13 +1,13 @@
 // Summary page (#/): live throughput per interface (bit/s and packets/s, in and out, the last
 // 5 minutes), top talkers local and remote, protocol distribution, current totals and the
 // collector's health. Fed by the live summaries (live.js); the chart starts filled from the
-// 1-second history.
+// 1-second history (and live.js fills the time a page spent in the back/forward cache).
 
 import { api, query } from './api.js';
 import { LineChart } from './chart.js';
 import { bar, h, replace, select, syncRows, tableWrap, thead } from './dom.js';
 import { bitRate, bits, bytes, captureMode, clock, count, dateTime, millis, packetRate, percent, protocolLabel } from './format.js';
-import { WINDOW, live, prefill } from './live.js';
+import { WINDOW, fillFromHistory, live } from './live.js';
 
 let selected = ''; // interface shown in the charts; '' = all summed
 const prefilled = new Set(); // `${started}/${interface}` already filled from the history
@@ -298,25 +298,17 @@ export function render(ctx) {
     const to = Math.floor(Date.now() / 1000);
     const from = Math.max(to - WINDOW, started);
     if (to - from < 3) return;
-    await Promise.all(
-      list.map(async (name) => {
-        const key = `${started}/${name}`;
-        if (prefilled.has(key)) return;
-        prefilled.add(key);
-        try {
-          const doc = await api(`/api/v1/history${query({ interface: name, from, to, resolution: 'second' })}`);
-          prefill(name, doc.points, from, to - 2);
-        } catch {
-          // No history (a new data directory, a broken store): the chart fills as polls come.
-        }
-      }),
-    );
+    const names = list.filter((name) => !prefilled.has(`${started}/${name}`));
+    for (const name of names) prefilled.add(`${started}/${name}`);
+    // Not the last two seconds: the history may not have them complete yet.
+    await fillFromHistory(names, from, to - 2);
     if (ctx.active) updateCharts();
   }
 
   ctx.on((type, data) => {
     if (type === 'summary') update(data);
     if (type === 'restart') prefillCharts();
+    if (type === 'rates') updateCharts();
   });
   if (live.last) update(live.last);
   else updateCharts();

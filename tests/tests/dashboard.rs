@@ -10,11 +10,14 @@
 //!   in as many intervals as the API has with traffic;
 //! - protocols, interfaces and admin pages render what the API says; the summary, hosts, host,
 //!   protocols, interfaces and admin pages fit a 360 px phone screen;
+//! - the page of an address never seen says so and asks for no peers (each would be a 404);
 //! - leaving the Summary for another address and coming back with Back (a page restored from
-//!   the back/forward cache) resumes its live updates;
+//!   the back/forward cache) resumes its live updates, and the time away is filled from the
+//!   history;
 //! - an API token created on the admin page works with `Authorization: Bearer` until it is
 //!   revoked there; logging out ends the session on the server, and `/` then leads to the login;
-//! - no page logs a console error (uncaught exceptions, failed requests, CSP violations).
+//! - no page logs a console error (uncaught exceptions, failed requests, CSP violations), but
+//!   for the 404s of the never-seen address's host, history and usage.
 //!
 //! The oracles are the API's JSON (read with HTTP Basic, not through the page) and the link's
 //! counters; a screenshot of every page goes to `<target>/screenshots/dashboard_*.png`.
@@ -33,7 +36,7 @@ use std::{
 use ntop_tests::{
     LinkStats, Netns, TestNet, UdpSink, VethConfig,
     browser::{Browser, DESKTOP, PHONE, WAIT, testid},
-    daemon::{API, BASIC_AUTH, Daemon, http_request},
+    daemon::{API, BASIC_AUTH, Daemon, http_get, http_request},
     link_stats, require_root, scratch_dir, udp_send, unique_name, wait_until,
 };
 use serde_json::{Value, json};
@@ -52,6 +55,13 @@ const BURST: u32 = 10;
 const MAX_BURSTS: u32 = 2000;
 /// Datagrams of the IPv6 flow (one burst): a second, smaller peer for sorting and searching.
 const V6_DATAGRAMS: u32 = 7;
+/// Polls of the daemon while the Summary is in the back/forward cache: the time away (about a
+/// second a poll) must be far longer than the gaps the Summary chart has anyway.
+const AWAY_POLLS: u32 = 15;
+/// The longest time between neighbouring points of the Summary chart (`data-max-gap`, ms)
+/// that does not count as a gap: polls are a second apart (two in polling mode), and the
+/// history fills up to the last two seconds before the first live point.
+const MAX_GAP_MS: u64 = 5000;
 
 /// Sends the IPv4 flow from `from` in `ns` to `to` in bursts until `stop` (or
 /// [`MAX_BURSTS`]); counts what it sent in `sent`.
@@ -294,6 +304,7 @@ fn dashboard_pages_follow_the_traffic() {
     host_page(&scene, sent);
     other_pages(&scene, &iface);
     phone_width(&scene);
+    unknown_host(&scene);
     drop(browser);
     assert!(daemon.stop().success());
 }
@@ -573,9 +584,69 @@ fn phone_width(s: &Scene) {
     b.assert_no_console_errors("360 px pages");
 }
 
+/// The page of an address ntop never saw (TEST-NET-2, not on the link) says so, and asks for
+/// no peers while the host API does not know it: each such request would be a 404, which the
+/// browser logs as a console error (the 404s of the host, its history and its usage are
+/// logged too, and are the only console errors of the page).
+fn unknown_host(s: &Scene) {
+    let b = s.browser;
+    let nobody = "198.51.100.7";
+    let host = format!("/api/v1/hosts/{nobody}");
+    let (status, body) = http_get(&s.net.a, API, &host).expect("an answer");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("host_not_found"), "{body}");
+    b.assert_no_console_errors("before the unknown host's page");
+    // Requests are counted by the page's resource timing: cleared first, the buffer may be full.
+    b.eval("performance.clearResourceTimings(); return null;", vec![]);
+    b.goto(&format!("{BASE}/#/hosts/{nobody}"));
+    b.wait("the page to say the address was not seen", WAIT, |b| {
+        b.text(&testid("host-detail"))
+            .filter(|t| t.contains("has not seen this address"))
+    });
+    let asked = |b: &Browser| {
+        b.eval(
+            "return performance.getEntriesByType('resource') \
+               .map(e => new URL(e.name).pathname);",
+            vec![],
+        )
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect::<Vec<_>>()
+    };
+    // The page refreshes the host every 3 s (and would then ask for the peers): three answers.
+    let paths = b.wait("three answers of the host API", WAIT, |b| {
+        let paths = asked(b);
+        (paths.iter().filter(|p| **p == host).count() >= 3).then_some(paths)
+    });
+    let peers: Vec<_> = paths.iter().filter(|p| p.contains("/peers")).collect();
+    assert!(
+        peers.is_empty(),
+        "peers asked for an unknown host: {peers:?}"
+    );
+    b.wait_visible(&testid("host-peers"));
+    let text = b.text(&testid("host-peers")).unwrap_or_default();
+    assert!(text.contains("No peers counted yet"), "{text}");
+    b.screenshot("host-unknown");
+    let errors = b.console_errors();
+    let others: Vec<_> = errors
+        .iter()
+        .filter(|e| !e.contains(nobody) || e.contains("/peers"))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "console errors besides the 404s of the unknown host: {others:#?}"
+    );
+}
+
 /// The Summary, left for another address and shown again with Back, takes up its live updates:
 /// the throughput chart gains points again, with the traffic of a flow that runs meanwhile;
-/// while it is away, none of the browser's connections to the daemon receives anything.
+/// while it is away, none of the browser's connections to the daemon receives anything. The
+/// time away is filled from the 1-second history: once back, the chart has no gap between
+/// points longer than [`MAX_GAP_MS`] (or than its longest before leaving), although it was away
+/// for [`AWAY_POLLS`] polls, and it plots traffic in every second of that time that the
+/// history (read through the API) has traffic in.
 ///
 /// live.js closes the page's event stream on `pagehide` when the page goes into the browser's
 /// back/forward cache and opens it again on `pageshow`; without that, a restored page would
@@ -603,7 +674,8 @@ fn dashboard_live_updates_resume_after_back() {
     let wait_polls = |n: u32| {
         let polled_at = || d.get("/api/v1/interfaces")["polled_at"].clone();
         let (mut last, mut polls) = (polled_at(), 0);
-        wait_until(WAIT, Duration::from_millis(50), || {
+        let bound = WAIT + Duration::from_secs(n.into());
+        wait_until(bound, Duration::from_millis(50), || {
             let now = polled_at();
             if now != last {
                 polls += 1;
@@ -611,7 +683,7 @@ fn dashboard_live_updates_resume_after_back() {
             }
             (polls >= n).then_some(())
         })
-        .unwrap_or_else(|| panic!("the daemon did not poll {n} times within {WAIT:?}"));
+        .unwrap_or_else(|| panic!("the daemon did not poll {n} times within {bound:?}"));
     };
     let stop = AtomicBool::new(false);
     let sent = AtomicU64::new(0);
@@ -626,7 +698,7 @@ fn dashboard_live_updates_resume_after_back() {
         b.wait("a point with traffic", WAIT, |b| {
             nonzero(b).filter(|&n| n > 0)
         });
-        b.eval("window.__ntopLeft = true; return null;", vec![]);
+        mark_before_leaving(&b);
 
         // Away: another document of the same server (the login page: one that, unlike the
         // API's JSON, does not make Chromium ask for a /favicon.ico there is not). While the
@@ -647,6 +719,8 @@ fn dashboard_live_updates_resume_after_back() {
             "connections of the browser that went on receiving while the Summary was away (its \
              event stream was not closed on pagehide): {receiving:?}"
         );
+        // Long enough away that a gap would be plain (the flow goes on meanwhile).
+        wait_polls(AWAY_POLLS - 3);
 
         b.back();
         b.wait_testid("throughput-chart");
@@ -663,11 +737,11 @@ fn dashboard_live_updates_resume_after_back() {
                  reasons: {why}"
             ));
         }
-        let (at, busy) = (latest(&b).unwrap_or(0), nonzero(&b).unwrap_or(0));
-        b.wait("a new point after coming back", WAIT, |b| {
-            latest(b).filter(|&t| t > at)
+        let (left, busy, gap_before) = chart_at_pagehide(&b);
+        let resumed = b.wait("a new point after coming back", WAIT, |b| {
+            latest(b).filter(|&t| t > left)
         });
-        let resumed = latest(&b).unwrap_or(0);
+        check_gap_filled(&b, &d, dev, (left, busy, gap_before), resumed);
         b.wait("another new point (the updates go on)", WAIT, |b| {
             latest(b).filter(|&t| t > resumed)
         });
@@ -686,6 +760,86 @@ fn dashboard_live_updates_resume_after_back() {
     });
     drop(b);
     assert!(d.stop().success());
+}
+
+/// Marks the Summary's document (`window.__ntopLeft`: only a restored document has it), and
+/// has it note its throughput chart's `data-latest`, `data-nonzero` and `data-max-gap` on
+/// `pagehide` (no summary is taken after that), for [`chart_at_pagehide`].
+fn mark_before_leaving(b: &Browser) {
+    b.eval(
+        "window.__ntopLeft = true; \
+         addEventListener('pagehide', () => { \
+           const c = document.querySelector(arguments[0]); \
+           window.__ntopHidden = ['data-latest', 'data-nonzero', 'data-max-gap'] \
+             .map(a => Number(c.getAttribute(a))); }, { once: true }); \
+         return null;",
+        vec![json!(testid("throughput-chart"))],
+    );
+}
+
+/// The chart's `data-latest`, `data-nonzero` and `data-max-gap` when the page was hidden.
+#[track_caller]
+fn chart_at_pagehide(b: &Browser) -> (u64, u64, u64) {
+    let v = b.eval("return window.__ntopHidden || null;", vec![]);
+    let got: Vec<u64> = (0..3).filter_map(|i| v[i].as_u64()).collect();
+    let [latest, nonzero, gap] = got[..] else {
+        panic!("the chart's attributes at pagehide: {v}");
+    };
+    (latest, nonzero, gap)
+}
+
+/// After coming back to the Summary (see [`dashboard_live_updates_resume_after_back`]): the
+/// time away, from `left` (the chart's `data-latest` at `pagehide`, when it had `busy` points
+/// with traffic and no gap over `gap_before`) to `back` (the first point after `pageshow`), is
+/// filled from the history: no gap between points over [`MAX_GAP_MS`] (or `gap_before`), and
+/// a point with traffic for every second in between that has traffic in the API's 1-second
+/// history of `dev`.
+#[track_caller]
+fn check_gap_filled(b: &Browser, d: &Daemon, dev: &str, hidden: (u64, u64, u64), back: u64) {
+    let (left, busy, gap_before) = hidden;
+    let chart = testid("throughput-chart");
+    let limit = gap_before.max(MAX_GAP_MS);
+    let away = back - left;
+    assert!(
+        away > limit + 1000,
+        "the Summary was away only {away} ms: not enough to tell a gap from the {limit} ms the \
+         chart may have anyway"
+    );
+    let gap = b.wait(
+        &format!(
+            "the {away} ms away to be filled from the history (no gap over {limit} ms between \
+             the chart's points)"
+        ),
+        WAIT,
+        |b| {
+            b.number_attr(&chart, "data-max-gap")
+                .filter(|&g| g <= limit)
+        },
+    );
+    let nonzero = b.number_attr(&chart, "data-nonzero").unwrap_or(0);
+    // The seconds well inside the time away (a filled point is plotted at the end of its
+    // second, before the first point after coming back): those with traffic in the history.
+    let (from, to) = (left.div_ceil(1000), back / 1000 - 1);
+    let history = d.get(&format!(
+        "/api/v1/history?interface={dev}&from={from}&to={to}&resolution=second"
+    ));
+    let flowing = history["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter(|p| p["rx_bytes"].as_u64().unwrap_or(0) + p["tx_bytes"].as_u64().unwrap_or(0) > 0)
+        .count() as u64;
+    assert!(
+        flowing * 2 >= to - from,
+        "the flow ran while the Summary was away: traffic in {flowing} of the {} seconds of the \
+         history: {history}",
+        to - from
+    );
+    assert!(
+        nonzero >= busy + flowing,
+        "the chart plots traffic at {nonzero} points, {busy} before leaving: not the {flowing} \
+         seconds with traffic while away (largest gap {gap} ms)"
+    );
 }
 
 /// An API token made on the admin page works with `Authorization: Bearer` (checked against the
