@@ -36,7 +36,7 @@ use std::{
 use ntop_tests::{
     LinkStats, Netns, TestNet, UdpSink, VethConfig,
     browser::{Browser, DESKTOP, PHONE, WAIT, testid},
-    daemon::{API, BASIC_AUTH, Daemon, http_get, http_request},
+    daemon::{API, BASIC_AUTH, Daemon, data_dir, http_get, http_request, ntop_command_in},
     link_stats, require_root, scratch_dir, udp_send, unique_name, wait_until,
 };
 use serde_json::{Value, json};
@@ -844,6 +844,79 @@ fn check_gap_filled(b: &Browser, d: &Daemon, dev: &str, hidden: (u64, u64, u64),
 
 /// An API token made on the admin page works with `Authorization: Bearer` (checked against the
 /// API) until it is revoked there; logging out ends the session on the server.
+/// A restart of the daemon with the page open (an upgrade, say): the page notices (its banner
+/// says the daemon does not answer), then comes back by itself once the new daemon serves,
+/// still logged in (sessions survive a restart), with new points on its chart. Between the two
+/// daemons the data directory is all they share.
+#[test]
+fn dashboard_recovers_from_a_daemon_restart_still_logged_in() {
+    require_root();
+    let ns = Netns::new();
+    let dir = data_dir(None);
+    let api = API.to_string();
+    let start = || {
+        Daemon::spawn(
+            &ns,
+            API,
+            ntop_command_in(&ns, &dir, &["-i", "lo", "-w", &api]),
+        )
+    };
+    let d = start();
+    let b = Browser::start(&ns, "dashboard_restart");
+    b.log_in(BASE);
+    b.wait_testid("nav-summary");
+    let chart = testid("throughput-chart");
+    b.wait("a first point on the chart", WAIT, |b| {
+        b.number_attr(&chart, "data-latest")
+    });
+    assert!(
+        !b.visible(&testid("status-banner")),
+        "no banner while all is well"
+    );
+    let first = d.get("/api/v1/status")["ntop"]["started"].clone();
+
+    assert!(d.stop().success());
+    let stopped_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis(),
+    )
+    .expect("ms fit");
+    b.wait("the banner saying the daemon does not answer", WAIT, |b| {
+        b.visible(&testid("status-banner")).then_some(())
+    });
+    b.screenshot("daemon-down");
+
+    let d = start();
+    let second = d.get("/api/v1/status")["ntop"]["started"].clone();
+    assert!(second.as_u64() >= first.as_u64(), "{first} then {second}");
+    b.wait(
+        "the page to come back with new points, banner gone",
+        WAIT,
+        |b| {
+            let latest = b.number_attr(&chart, "data-latest")?;
+            (latest > stopped_ms && !b.visible(&testid("status-banner"))).then_some(())
+        },
+    );
+    let url = b.current_url();
+    assert!(
+        !url.contains("/login"),
+        "still logged in after the restart: {url}"
+    );
+    // The page's own session works against the new daemon (not a cached page).
+    let session = b.eval_async(
+        "const done = arguments[arguments.length - 1]; \
+         fetch('/api/v1/session', {credentials: 'same-origin'}) \
+           .then((r) => done(r.status), (e) => done(String(e)));",
+        vec![],
+    );
+    assert_eq!(session, json!(200), "the session survived the restart");
+    b.screenshot("after-restart");
+    drop(b);
+    assert!(d.stop().success());
+}
+
 #[test]
 fn dashboard_tokens_and_logout() {
     require_root();
