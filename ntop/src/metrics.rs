@@ -341,8 +341,8 @@ pub struct Snapshot {
     hosts: Vec<HostRow>,
     poll_duration: Option<f64>,
     polled_at: Option<f64>,
-    host_table: Option<crate::state::HostTable>,
-    pair_table: Option<crate::state::PairTable>,
+    host_table: Option<crate::state::TableFill>,
+    pair_table: Option<crate::state::TableFill>,
     errors: Vec<(&'static str, u64)>,
 }
 

@@ -98,13 +98,22 @@ pub struct SentReceived<T> {
     pub received: T,
 }
 
-/// Fill of the kernel's host map.
+/// Fill of a kernel table (`host_table`, `pair_table`).
 #[derive(Clone, Copy, Debug, Serialize)]
-pub struct HostTable {
-    /// Entries it holds at most.
+pub struct TableFill {
+    /// Entries it holds at most (0 for a pair table: these kernel maps count no pairs).
     pub capacity: u32,
     /// Entries it held at the last poll.
     pub used: usize,
+}
+
+impl From<state::TableFill> for TableFill {
+    fn from(t: state::TableFill) -> Self {
+        Self {
+            capacity: t.capacity,
+            used: t.used,
+        }
+    }
 }
 
 /// The error counters as one object, in [`ERROR_NAMES`](ntop_common::errors::ERROR_NAMES)
@@ -130,9 +139,9 @@ pub struct InterfacesResponse<'a> {
     /// How long the last poll took, in milliseconds; `null` before the first.
     pub poll_duration_ms: Option<f64>,
     /// The kernel's host map.
-    pub host_table: HostTable,
+    pub host_table: TableFill,
     /// The kernel's pair map (who talks to whom).
-    pub pair_table: PairTable,
+    pub pair_table: TableFill,
     /// Error counters by name.
     pub errors: Errors,
     /// Monitored interfaces.
@@ -143,15 +152,11 @@ impl<'a> InterfacesResponse<'a> {
     /// The document for `s`.
     #[must_use]
     pub fn new(s: &'a state::State) -> Self {
-        let table = s.host_table();
         Self {
             polled_at: s.polled_at().map(Timestamp),
             poll_duration_ms: s.poll_duration().map(|d| d.as_secs_f64() * 1000.0),
-            host_table: HostTable {
-                capacity: table.capacity,
-                used: table.used,
-            },
-            pair_table: PairTable::from(s.pair_table()),
+            host_table: s.host_table().into(),
+            pair_table: s.pair_table().into(),
             errors: Errors(s.errors().collect()),
             interfaces: s.interfaces().map(Interface::from).collect(),
         }
@@ -314,27 +319,9 @@ pub struct PeersResponse<'a> {
     /// `null` when not known.
     pub since: Option<Timestamp>,
     /// Fill of the kernel's pair table.
-    pub pair_table: PairTable,
+    pub pair_table: TableFill,
     /// The top peers, most bytes (both ways) first.
     pub peers: Vec<Peer<'a>>,
-}
-
-/// Fill of the kernel's pair map.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct PairTable {
-    /// Entries it holds at most (0: these kernel maps have no pair table).
-    pub capacity: u32,
-    /// Entries it held at the last poll.
-    pub used: usize,
-}
-
-impl From<state::PairTable> for PairTable {
-    fn from(t: state::PairTable) -> Self {
-        Self {
-            capacity: t.capacity,
-            used: t.used,
-        }
-    }
 }
 
 /// One peer of a host on one interface.
@@ -364,7 +351,7 @@ impl<'a> PeersResponse<'a> {
             total: list.total,
             complete: list.complete,
             since: list.since.map(Timestamp),
-            pair_table: PairTable::from(list.table),
+            pair_table: list.table.into(),
             peers: list
                 .peers
                 .into_iter()

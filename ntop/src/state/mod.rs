@@ -51,7 +51,7 @@ pub use self::{
     annotate::{HostMacs, HostNames, Scope, format_mac},
     carry::Checkpoint,
     names::{Family, display_addr, key_addr, slot_name},
-    peers::{PairTable, PeerList, PeerView},
+    peers::{PeerList, PeerView},
     query::{HostPage, HostQuery, HostView, InterfaceView, Order, ProtocolView, SortKey},
 };
 use crate::sample::{CaptureMode, Epoch, InterfaceSample, Sample};
@@ -75,9 +75,9 @@ pub struct Traffic {
     pub packets_per_sec: f64,
 }
 
-/// Fill level of the kernel's host map at the last poll.
+/// Fill level of a kernel table (the host map, the pair map) at the last poll.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HostTable {
+pub struct TableFill {
     /// Entries the map holds at most.
     pub capacity: u32,
     /// Entries it held.
@@ -200,7 +200,7 @@ pub struct State {
     elapsed: Option<Duration>,
     polled_at: Option<SystemTime>,
     poll_duration: Option<Duration>,
-    host_table: HostTable,
+    host_table: TableFill,
     error_total: [u64; ERROR_KINDS as usize],
     error_offset: Option<Box<[u64]>>,
     /// In the order they first appeared in.
@@ -243,7 +243,7 @@ impl State {
             elapsed: None,
             polled_at: None,
             poll_duration: None,
-            host_table: HostTable::default(),
+            host_table: TableFill::default(),
             error_total: [0; ERROR_KINDS as usize],
             error_offset: None,
             interfaces: Vec::new(),
@@ -299,7 +299,7 @@ impl State {
         self.last_monotonic = Some(monotonic);
         self.polled_at = Some(at);
         self.poll_duration = Some(poll_duration);
-        self.host_table = HostTable {
+        self.host_table = TableFill {
             capacity: host_capacity,
             used: hosts.len(),
         };
@@ -460,7 +460,7 @@ impl State {
 
     /// Capacity and fill of the kernel's host map at the last poll.
     #[must_use]
-    pub fn host_table(&self) -> HostTable {
+    pub fn host_table(&self) -> TableFill {
         self.host_table
     }
 

@@ -13,7 +13,7 @@ use ntop_common::{
     errors::ErrorKind,
 };
 
-use super::{State, display_addr, key_addr};
+use super::{State, TableFill, display_addr, key_addr};
 
 /// The pair map at the last poll.
 #[derive(Debug, Default)]
@@ -33,15 +33,6 @@ pub(super) struct Pairs {
     /// maps), at the last poll and at the last reset (see [`PeerList::complete`]).
     errors: u64,
     errors_at_reset: u64,
-}
-
-/// Pair map fill, as `/api/v1/hosts/{ip}/peers` reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PairTable {
-    /// Entries it holds at most (0: these maps have no pair map).
-    pub capacity: u32,
-    /// Entries at the last poll.
-    pub used: usize,
 }
 
 /// One peer of a host on one interface.
@@ -75,7 +66,7 @@ pub struct PeerList<'a> {
     /// later; `None` when neither is known.
     pub since: Option<SystemTime>,
     /// Pair map fill.
-    pub table: PairTable,
+    pub table: TableFill,
 }
 
 impl Pairs {
@@ -133,8 +124,8 @@ fn minus(later: Counter, earlier: Counter) -> Counter {
 impl State {
     /// Fill of the kernel's pair map at the last poll.
     #[must_use]
-    pub fn pair_table(&self) -> PairTable {
-        PairTable {
+    pub fn pair_table(&self) -> TableFill {
+        TableFill {
             capacity: self.pairs.capacity,
             used: self.pairs.entries.len(),
         }
@@ -235,7 +226,7 @@ mod tests {
         assert_eq!(list.since, Some(at(0)));
         assert_eq!(
             list.table,
-            PairTable {
+            TableFill {
                 capacity: 1024,
                 used: 3
             }

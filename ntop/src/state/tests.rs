@@ -392,7 +392,7 @@ fn other_hosts_and_errors_with_resets() {
     assert_eq!(errors, [("truncated_l4", 2), ("host_map_full", 11)]);
     assert_eq!(
         s.host_table(),
-        HostTable {
+        TableFill {
             capacity: 4096,
             used: 0
         }
