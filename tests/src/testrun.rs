@@ -16,12 +16,19 @@ pub const LO: u32 = 1;
 #[track_caller]
 #[must_use]
 pub fn load(interface: &str, mode: ModeRequest, max_hosts: u32) -> Kernel {
+    load_with(interface, mode, max_hosts, true)
+}
+
+/// [`load`], counting pairs or not (`--no-peers`).
+#[track_caller]
+#[must_use]
+pub fn load_with(interface: &str, mode: ModeRequest, max_hosts: u32, peers: bool) -> Kernel {
     require_root();
     Kernel::load(&LoadOptions {
         interfaces: vec![interface.to_owned()],
         mode,
         max_hosts,
-        peers: true,
+        peers,
         attach: false,
         layout: ntop::ebpf::pin::PIN_LAYOUT,
     })

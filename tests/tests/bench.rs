@@ -198,15 +198,7 @@ fn bpf_contended_host_cost() {
 #[ignore = "benchmark: cargo xtask bench"]
 fn bpf_per_packet_cost() {
     let mut k = load(1 << 20);
-    let mut no_peers = Kernel::load(&ntop::ebpf::LoadOptions {
-        interfaces: vec!["lo".to_owned()],
-        mode: ModeRequest::Xdp,
-        max_hosts: 1 << 20,
-        peers: false,
-        attach: false,
-        layout: ntop::ebpf::pin::PIN_LAYOUT,
-    })
-    .expect("loading without peers");
+    let mut no_peers = testrun::load_with("lo", ModeRequest::Xdp, 1 << 20, false);
     let tcp64 = padded(
         frame(&[&eth(0x0800, &[]), &ipv4(6, 0, 0, &tcp(1, 2, 0))]),
         64,
@@ -1272,7 +1264,7 @@ fn live_receive_rate_trafgen() {
     let mut counts: Vec<(u64, u64)> = Vec::new();
     for round in 0..TRAFGEN_ROUNDS {
         let mut this = [None; RECEIVERS];
-        // Each round starts with the next configuration: A,B,C then B,C,A, …
+        // Each round starts with the next configuration: A,B,C,D then B,C,D,A, …
         for k in 0..Receiver::ALL.len() {
             let i = (round + k) % Receiver::ALL.len();
             let receiver = Receiver::ALL[i];

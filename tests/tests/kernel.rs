@@ -6,13 +6,11 @@
 
 use aya::programs::{SchedClassifier, TestRun, TestRunOptions, TestRunResult, Xdp};
 use ntop::{
-    ebpf::{Kernel, LoadOptions, ModeRequest, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP},
+    ebpf::{Kernel, ModeRequest, PROG_TC_EGRESS, PROG_TC_INGRESS, PROG_XDP},
     sample::Sample,
 };
 use ntop_common::{
-    counters::{
-        A_TO_B, B_TO_A, Counter, HostCounters, L4Class, PairCounters, PairKey, RECEIVED, SENT,
-    },
+    counters::{A_TO_B, B_TO_A, Counter, HostCounters, L4Class, PairCounters, RECEIVED, SENT},
     errors::ErrorKind,
     parse::ipv4_mapped,
     proto::{EtherClass, IPV6_BASE},
@@ -77,14 +75,19 @@ fn host(s: &Sample, addr: [u8; 16]) -> HostCounters {
         .map_or_else(|| panic!("host {addr:?} not in the map"), |&(_, v)| v)
 }
 
-/// The pair entry of `from` and `to` on `lo`, and the index of the `from → to` direction.
+/// The pair entry of `from` and `to` on `lo` (whichever order its key holds them in), and the
+/// index of the `from → to` direction by the key's own definition (`c[A_TO_B]` counts `a → b`),
+/// not by the `PairKey::of` the programs use.
 fn pair(s: &Sample, from: [u8; 16], to: [u8; 16]) -> (PairCounters, usize) {
-    let (key, dir) = PairKey::of(from, to, LO);
-    let found = s.pairs.iter().find(|(k, _)| *k == key).map_or_else(
-        || panic!("pair {from:?} {to:?} not in the map"),
-        |&(_, v)| v,
-    );
-    (found, dir)
+    let (key, found) = s
+        .pairs
+        .iter()
+        .find(|(k, _)| k.ifindex == LO && ((k.a, k.b) == (from, to) || (k.a, k.b) == (to, from)))
+        .map_or_else(
+            || panic!("pair {from:?} {to:?} not in the map"),
+            |&(k, v)| (k, v),
+        );
+    (found, if key.a == from { A_TO_B } else { B_TO_A })
 }
 
 fn c(bytes: u64, packets: u64) -> Counter {
@@ -289,7 +292,6 @@ fn pairs_count_each_conversation_once_in_both_directions() {
     let (v6_pair, dir) = pair(&s, IPV6_SRC, IPV6_DST);
     assert_eq!(v6_pair.c[dir], c(74, 1));
     assert_eq!(v6_pair.c[1 - dir], c(0, 0));
-    assert!(dir == A_TO_B || dir == B_TO_A);
     assert_eq!(s.pair_capacity, 64);
     assert_eq!(s.errors[ErrorKind::PairMapFull as usize], 0);
 }
@@ -308,27 +310,37 @@ fn a_full_pair_map_counts_an_error_and_nothing_else_is_lost() {
     }
     let s = k.read().unwrap();
     assert_eq!(s.pairs.len(), 4);
+    let dst = ipv4_mapped(IPV4_DST);
     for (key, v) in &s.pairs {
-        assert!(key.a == ipv4_mapped(IPV4_DST) || key.b == ipv4_mapped(IPV4_DST));
-        assert_eq!(v.c[A_TO_B].packets + v.c[B_TO_A].packets, 1);
+        // One 42-byte packet from the source to the destination, in that direction.
+        let from_source = if key.b == dst { A_TO_B } else { B_TO_A };
+        assert!(key.a == dst || key.b == dst, "{key:?}");
+        assert_eq!(
+            (v.c[from_source], v.c[1 - from_source]),
+            (c(42, 1), c(0, 0))
+        );
     }
     assert_eq!(s.errors[ErrorKind::PairMapFull as usize], 5);
+    // Hosts (with "other hosts") and protocols still count all 9 packets of 42 bytes.
     assert_eq!(proto(&s, RX, 17), c(9 * 42, 9));
+    let other = s.interfaces[0].other_hosts;
+    for dir in [SENT, RECEIVED] {
+        let hosts = s
+            .hosts
+            .iter()
+            .map(|(_, v)| v.total(dir))
+            .fold(other.total(dir), |a, t| {
+                c(a.bytes + t.bytes, a.packets + t.packets)
+            });
+        assert_eq!(hosts, c(9 * 42, 9), "direction {dir}");
+    }
 }
 
 /// `--no-peers`: the programs leave the pair map alone (nothing is read from it either), and
 /// count hosts and protocols as always.
 #[test]
 fn without_peers_nothing_is_counted_per_pair() {
-    let mut k = Kernel::load(&LoadOptions {
-        interfaces: vec!["lo".to_owned()],
-        mode: ModeRequest::Xdp,
-        max_hosts: 64,
-        peers: false,
-        attach: false,
-        layout: ntop::ebpf::pin::PIN_LAYOUT,
-    })
-    .expect("loading without peers");
+    let mut k = ntop_tests::testrun::load_with("lo", ModeRequest::Xdp, 64, false);
     let f = frame(&[&eth(0x0800, &[]), &ipv4(17, 0, 0, &udp(1, 2, 100))]);
     run_xdp(&mut k, &f);
     let s = k.read().unwrap();
