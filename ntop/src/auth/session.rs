@@ -30,6 +30,7 @@ use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use super::tokens::{hex, unhex};
 use crate::store::DataDir;
 
 /// The sessions' file in the data directory.
@@ -139,25 +140,6 @@ struct Record {
     /// Milliseconds since the Unix epoch.
     created: u64,
     last_used: u64,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-fn unhex(s: &str) -> Option<Key> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 /// The SHA-256 of an admin password hash (PHC string), which the file names its sessions by.

@@ -39,7 +39,8 @@ fn digest(token: &str) -> Digest {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes` (digests in the data directory's files).
+pub(super) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes.iter().fold(String::new(), |mut s, b| {
         let _ = write!(s, "{b:02x}");
@@ -47,7 +48,8 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-fn unhex(s: &str) -> Option<Digest> {
+/// The 32 bytes of 64 hex digits; `None` for anything else.
+pub(super) fn unhex(s: &str) -> Option<Digest> {
     let mut out = [0u8; 32];
     if s.len() != 64 || !s.is_ascii() {
         return None;

@@ -344,10 +344,8 @@ async fn log_handler(query: Query, log: std::sync::Arc<LogRing>) -> Result<Respo
     let [lines] = params(query, ["lines"], "only `lines`").map_err(warp::reject::custom)?;
     let n = match lines {
         None => DEFAULT_LOG_LINES,
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LOG_LINES).contains(n) && v.bytes().all(|b| b.is_ascii_digit()))
+        Some(v) => super::handlers::parse_count(&v)
+            .filter(|n| (1..=MAX_LOG_LINES).contains(n))
             .ok_or_else(|| {
                 warp::reject::custom(ApiError::InvalidParameter {
                     name: "lines",

@@ -211,7 +211,7 @@ pub async fn peers(
     let ip = path_addr(&segment)?;
     with_state(state, move |s| {
         let ifindex = interface.map(|name| ifindex_of(s, name)).transpose()?;
-        if s.host_entries(ip).is_empty() {
+        if !s.has_host(ip) {
             return Err(ApiError::HostNotFound(ip.to_string()));
         }
         if s.pair_table().capacity == 0 && s.polled_at().is_some() {
@@ -227,7 +227,7 @@ pub async fn peers(
 
 /// The address in a `/api/v1/hosts/{ip}…` path segment, in the form the API shows it
 /// (`::ffff:198.18.0.1` becomes `198.18.0.1`).
-fn path_addr(segment: &str) -> Result<IpAddr, ApiError> {
+pub(super) fn path_addr(segment: &str) -> Result<IpAddr, ApiError> {
     let decoded =
         percent_decode(segment).ok_or_else(|| ApiError::InvalidPathEncoding(segment.to_owned()))?;
     let ip: IpAddr = decoded
@@ -314,7 +314,7 @@ pub(super) fn params<const N: usize>(
 }
 
 /// A decimal count: digits only (no sign, no spaces).
-fn parse_count(s: &str) -> Option<usize> {
+pub(super) fn parse_count(s: &str) -> Option<usize> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -34,7 +34,7 @@ use warp::{
 
 use super::{
     error::ApiError,
-    handlers::{Query, ifindex_of, json, params, percent_decode},
+    handlers::{Query, ifindex_of, json, params},
     models::{
         DumpHost, HistoryPoint, HistoryResponse, HostProtocols, Series, SeriesProtocol, Timestamp,
         UsagePeriod, UsageResponse, Volume,
@@ -498,12 +498,7 @@ fn parse_protocol(value: String) -> Result<ProtocolSel, ApiError> {
 
 /// `GET /api/v1/hosts/{ip}/usage?interface=&tz=`.
 async fn usage(segment: String, query: Query, ctx: Arc<Ctx>) -> Result<Response, Rejection> {
-    let decoded =
-        percent_decode(&segment).ok_or_else(|| ApiError::InvalidPathEncoding(segment.clone()))?;
-    let ip: IpAddr = decoded
-        .parse()
-        .map_err(|_| ApiError::InvalidAddress(decoded.clone()))?;
-    let ip = display_addr(key_addr(ip));
+    let ip = super::handlers::path_addr(&segment)?;
     let [interface, tz] =
         params(query, ["interface", "tz"], "`interface` and `tz`").map_err(warp::reject::custom)?;
     let offset = tz.map(parse_tz).transpose()?.unwrap_or(0);

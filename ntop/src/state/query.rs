@@ -365,14 +365,7 @@ impl State {
     /// IPv4 addresses and their IPv4-mapped IPv6 form find the same entries.
     #[must_use]
     pub fn host_entries(&self, ip: IpAddr) -> Vec<HostView<'_>> {
-        let addr = key_addr(ip);
-        let mut found: Vec<&Host> = self
-            .host_ifindexes
-            .iter()
-            .filter_map(|&(ifindex, _)| self.host_index.get(&HostKey { addr, ifindex }))
-            .map(|&index| &self.hosts[index as usize])
-            .filter(|h| carry::counted(&h.totals))
-            .collect();
+        let mut found: Vec<&Host> = self.entries_of(ip).collect();
         found.sort_by_key(|h| {
             let position = self
                 .interfaces
@@ -381,6 +374,23 @@ impl State {
             (position.unwrap_or(usize::MAX), h.key.ifindex)
         });
         found.into_iter().map(|h| self.annotated_view(h)).collect()
+    }
+
+    /// Whether `ip` has an entry on any interface (as [`host_entries`](Self::host_entries)
+    /// would list), without building its views.
+    #[must_use]
+    pub fn has_host(&self, ip: IpAddr) -> bool {
+        self.entries_of(ip).next().is_some()
+    }
+
+    /// The hosts of `ip`, one per interface it has counted something on.
+    fn entries_of(&self, ip: IpAddr) -> impl Iterator<Item = &Host> {
+        let addr = key_addr(ip);
+        self.host_ifindexes
+            .iter()
+            .filter_map(move |&(ifindex, _)| self.host_index.get(&HostKey { addr, ifindex }))
+            .map(|&index| &self.hosts[index as usize])
+            .filter(|h| carry::counted(&h.totals))
     }
 
     /// [`host_view`](Self::host_view) with the name and the MAC looked up.
