@@ -78,6 +78,17 @@ pub struct MovedAsideView {
     pub reason: String,
 }
 
+impl StoreStatus {
+    /// What an opened database tells: where its damaged predecessor went, and its size.
+    fn opened(&mut self, h: &History) {
+        self.moved_aside = h.moved_aside().map(|m| MovedAsideView {
+            to: m.to.clone(),
+            reason: m.reason.clone(),
+        });
+        self.usage_bytes = h.usage_bytes().unwrap_or(0);
+    }
+}
+
 /// Shared with the HTTP handlers.
 pub type SharedStatus = Arc<Mutex<StoreStatus>>;
 
@@ -204,11 +215,7 @@ pub fn spawn(
         s.restored = !opened.totals.is_empty();
         s.state = "ok";
         if let Some(h) = &opened.history {
-            s.moved_aside = h.moved_aside().map(|m| MovedAsideView {
-                to: m.to.clone(),
-                reason: m.reason.clone(),
-            });
-            s.usage_bytes = h.usage_bytes().unwrap_or(0);
+            s.opened(h);
         }
         if let Some(e) = &opened.error {
             s.state = "unavailable";
@@ -316,15 +323,16 @@ impl Worker {
             hosts_at,
             checkpoint.totals,
         );
+        let maintain = due && !last;
         let result = result.and_then(|()| {
-            if due && !last {
+            if maintain {
                 self.last_maintenance = Instant::now();
                 history.downsample_and_expire(SystemTime::now())
             } else {
                 Ok(())
             }
         });
-        self.report(result.err());
+        self.report(result.err(), maintain);
     }
 
     /// Tries to open the database again; on success reads the earlier totals into the state if
@@ -340,10 +348,15 @@ impl Worker {
                                 self.state.write().unwrap_or_else(PoisonError::into_inner);
                             let epoch = state.epoch().unwrap_or_default();
                             state.restore(&totals, epoch, &[]);
+                            drop(state);
                             self.restored = true;
+                            self.status
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .restored = !totals.is_empty();
                         }
                         Err(e) => {
-                            self.report(Some(e));
+                            self.report(Some(e), false);
                             return;
                         }
                     }
@@ -353,20 +366,19 @@ impl Worker {
                     .unwrap_or_else(PoisonError::into_inner)
                     .request_full_checkpoint();
                 tracing::info!("history database {} is open again", h.path().display());
-                let mut s = self.status.lock().unwrap_or_else(PoisonError::into_inner);
-                s.moved_aside = h.moved_aside().map(|m| MovedAsideView {
-                    to: m.to.clone(),
-                    reason: m.reason.clone(),
-                });
-                drop(s);
+                self.status
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .opened(&h);
                 self.history = Some(h);
             }
-            Err(e) => self.report(Some(e)),
+            Err(e) => self.report(Some(e), false),
         }
     }
 
-    /// Updates the status and logs a change of condition once.
-    fn report(&mut self, error: Option<HistoryError>) {
+    /// Updates the status and logs a change of condition once. The database's size is read
+    /// again only after maintenance (`maintained`), the one write that shrinks it or moves much.
+    fn report(&mut self, error: Option<HistoryError>, maintained: bool) {
         let mut s = self.status.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(h) = &self.history {
             s.backlog_polls = h.backlog_len();
@@ -374,7 +386,7 @@ impl Worker {
             s.dropped_points = h.dropped_points();
             if error.is_none() {
                 s.last_write = Some(unix_now());
-                if let Ok(bytes) = h.usage_bytes() {
+                if maintained && let Ok(bytes) = h.usage_bytes() {
                     s.usage_bytes = bytes;
                 }
             }
