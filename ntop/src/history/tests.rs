@@ -481,3 +481,26 @@ fn read_only_then_recovery_with_bounded_backlog() {
         total(30..81, c)
     );
 }
+
+/// An error-counter row whose length is not a whole number of counters is damage, named as
+/// such, not half read.
+#[test]
+fn a_torn_error_counter_row_is_damage() {
+    let t = tmp("torn-errors");
+    drop(History::open(&t.1, HistoryConfig::default()).unwrap());
+    {
+        let conn = Connection::open(t.1.file(FILE_NAME)).unwrap();
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (k, v) VALUES ('errors', ?1)",
+            [vec![1u8; 8 * 3 + 5]],
+        )
+        .unwrap();
+    }
+    let h = History::open(&t.1, HistoryConfig::default()).unwrap();
+    let e = h.load_totals().expect_err("torn");
+    assert!(
+        e.to_string()
+            .contains("damaged totals row (error counters)"),
+        "{e}"
+    );
+}

@@ -228,15 +228,13 @@ pub(super) fn read(conn: &Connection, path: &Path) -> Result<Totals, HistoryErro
             out.interfaces.push(IfaceTotals {
                 epoch: epoch(e),
                 proto: decode_sparse(&proto, slots).ok_or_else(bad)?,
-                proto_offset: match proto_off {
-                    Some(b) => Some(decode_sparse(&b, slots).ok_or_else(bad)?),
-                    None => None,
-                },
+                proto_offset: proto_off
+                    .map(|b| decode_sparse(&b, slots).ok_or_else(bad))
+                    .transpose()?,
                 other: decode_host(&other).ok_or_else(bad)?,
-                other_offset: match other_off {
-                    Some(b) => Some(decode_host(&b).ok_or_else(bad)?),
-                    None => None,
-                },
+                other_offset: other_off
+                    .map(|b| decode_host(&b).ok_or_else(bad))
+                    .transpose()?,
                 name,
             });
         }
@@ -265,10 +263,7 @@ pub(super) fn read(conn: &Connection, path: &Path) -> Result<Totals, HistoryErro
                 addr: addr.try_into().map_err(|_| bad())?,
                 epoch: epoch(e),
                 totals: decode_host(&c).ok_or_else(bad)?,
-                offset: match off {
-                    Some(b) => Some(decode_host(&b).ok_or_else(bad)?),
-                    None => None,
-                },
+                offset: off.map(|b| decode_host(&b).ok_or_else(bad)).transpose()?,
                 first_seen_ms: u64::try_from(first).unwrap_or(0),
                 last_seen_ms: u64::try_from(last).unwrap_or(0),
                 iface,
@@ -285,17 +280,17 @@ pub(super) fn read(conn: &Connection, path: &Path) -> Result<Totals, HistoryErro
     };
     let kinds = ntop_common::errors::ERROR_KINDS as usize;
     if let Some(Value::Blob(b)) = meta("errors")? {
-        // A newer build may count more kinds: read what this one knows, ignore the rest.
-        let n = b.len() / 8;
+        // A newer build may count more kinds: read what this one knows, ignore the rest. A
+        // length that is not a whole number of counters is damage.
         let bad = || damaged("error counters".into());
-        let mut totals = decode_u64s(&b[..n * 8], n).ok_or_else(bad)?;
-        totals.resize(kinds, 0);
+        let counters = |blob: &[u8]| {
+            let mut v = decode_u64s(blob, blob.len() / 8).ok_or_else(bad)?;
+            v.resize(kinds, 0);
+            Ok::<_, HistoryError>(v)
+        };
+        let totals = counters(&b)?;
         let offset = match meta("errors_off")? {
-            Some(Value::Blob(o)) => {
-                let mut o = decode_u64s(&o[..(o.len() / 8) * 8], o.len() / 8).ok_or_else(bad)?;
-                o.resize(kinds, 0);
-                Some(o)
-            }
+            Some(Value::Blob(o)) => Some(counters(&o)?),
             _ => None,
         };
         let e = match meta("errors_epoch")? {
