@@ -314,6 +314,35 @@ impl<'a> Daemon<'a> {
         }
     }
 
+    /// `(packets, bytes)` of the first interface's received traffic, of `peer`'s first entry's
+    /// sent traffic, and of the first interface's received IPv4 UDP, as the daemon reports them
+    /// (zeros for what it does not list yet): what a test flow from `peer` shows up in.
+    #[must_use]
+    pub fn rx_totals(&self, peer: std::net::IpAddr) -> [(u64, u64); 3] {
+        let pair = |v: &Value| {
+            (
+                v["packets"].as_u64().unwrap_or(0),
+                v["bytes"].as_u64().unwrap_or(0),
+            )
+        };
+        let iface = self.get("/api/v1/interfaces");
+        let host = self.first_entry(peer);
+        let protocols = self.get("/api/v1/protocols");
+        let udp = protocols["protocols"]
+            .as_array()
+            .and_then(|p| {
+                p.iter()
+                    .find(|p| p["name"] == "udp" && p["family"] == "ipv4")
+                    .cloned()
+            })
+            .unwrap_or(Value::Null);
+        [
+            pair(&iface["interfaces"][0]["rx"]),
+            pair(&host["sent"]),
+            pair(&udp["rx"]),
+        ]
+    }
+
     /// The daemon's log so far.
     #[must_use]
     pub fn stderr(&self) -> String {

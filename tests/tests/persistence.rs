@@ -55,33 +55,6 @@ fn flows_on(sink: &UdpSink, more: u64) {
     assert!(got >= now + more, "the flow stalled at {got} datagrams");
 }
 
-/// eth's received packets and bytes, the peer host's sent ones, and the UDP slot's received
-/// ones, as the daemon reports them.
-fn counted(d: &Daemon, peer: IpAddr) -> [(u64, u64); 3] {
-    let pair = |v: &Value| {
-        (
-            v["packets"].as_u64().unwrap_or(0),
-            v["bytes"].as_u64().unwrap_or(0),
-        )
-    };
-    let iface = d.get("/api/v1/interfaces");
-    let host = d.first_entry(peer);
-    let protocols = d.get("/api/v1/protocols");
-    let udp = protocols["protocols"]
-        .as_array()
-        .and_then(|p| {
-            p.iter()
-                .find(|p| p["name"] == "udp" && p["family"] == "ipv4")
-                .cloned()
-        })
-        .unwrap_or(Value::Null);
-    [
-        pair(&iface["interfaces"][0]["rx"]),
-        pair(&host["sent"]),
-        pair(&udp["rx"]),
-    ]
-}
-
 /// How the first daemon ends and the second one starts.
 #[derive(Clone, Copy, Debug)]
 enum Restart {
@@ -124,7 +97,7 @@ fn restart_under_traffic(how: Restart) {
     // Nothing crosses the link before the flow (no IPv6, static neighbours): the oracle is
     // the link's counters from here on, and ntop has counted nothing yet.
     let base = link_stats(a, dev);
-    assert_eq!(counted(&first, peer)[0], (0, 0), "traffic before the flow");
+    assert_eq!(first.rx_totals(peer)[0], (0, 0), "traffic before the flow");
 
     let stop = AtomicBool::new(false);
     let (b, from, to) = (&net.b, net.link.ipv4_b.into(), sink.addr());
@@ -183,13 +156,13 @@ fn restart_under_traffic(how: Restart) {
 
         let want = (sent, sent * FRAME);
         let got = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
-            let c = counted(&second, peer);
+            let c = second.rx_totals(peer);
             (c[0].0 >= sent).then_some(c)
         })
         .unwrap_or_else(|| {
             panic!(
                 "ntop never counted {sent} packets: {:?}",
-                counted(&second, peer)
+                second.rx_totals(peer)
             )
         });
         assert_eq!(got, [want; 3], "{how:?}: interface, host and UDP totals");
@@ -257,9 +230,9 @@ fn history_sums_to_the_traffic_and_survives_a_restart() {
         udp_send(&net.b, peer, to.ip(), to.port(), 100, PAYLOAD);
         sent += 100;
         wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
-            (counted(&d, peer)[0].0 == sent).then_some(())
+            (d.rx_totals(peer)[0].0 == sent).then_some(())
         })
-        .unwrap_or_else(|| panic!("ntop never counted {sent}: {:?}", counted(&d, peer)));
+        .unwrap_or_else(|| panic!("ntop never counted {sent}: {:?}", d.rx_totals(peer)));
     }
     assert_eq!(link_stats(a, dev).since(&base).rx_packets, sent);
     let want = (sent, sent * FRAME, 0, 0);
@@ -289,7 +262,7 @@ fn history_sums_to_the_traffic_and_survives_a_restart() {
 
     let d = start();
     assert_eq!(
-        counted(&d, peer),
+        d.rx_totals(peer),
         [(sent, sent * FRAME); 3],
         "totals carried over"
     );
@@ -324,9 +297,9 @@ fn reset_statistics_starts_the_totals_again_and_survives_a_restart() {
     };
     let settle = |d: &Daemon, n: u64| {
         wait_until(Duration::from_secs(20), Duration::from_millis(20), || {
-            (counted(d, peer)[0].0 == n).then_some(())
+            (d.rx_totals(peer)[0].0 == n).then_some(())
         })
-        .unwrap_or_else(|| panic!("ntop never counted {n}: {:?}", counted(d, peer)));
+        .unwrap_or_else(|| panic!("ntop never counted {n}: {:?}", d.rx_totals(peer)));
     };
 
     let d = start();
@@ -342,19 +315,19 @@ fn reset_statistics_starts_the_totals_again_and_survives_a_restart() {
     )
     .expect("an answer");
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(counted(&d, peer), [(0, 0); 3], "everything is zero");
+    assert_eq!(d.rx_totals(peer), [(0, 0); 3], "everything is zero");
     assert!(d.stderr().contains("statistics reset"), "{}", d.stderr());
     let base = link_stats(a, dev);
     send(30);
     settle(&d, 30);
     assert_eq!(link_stats(a, dev).since(&base).rx_packets, 30);
-    assert_eq!(counted(&d, peer), [(30, 30 * FRAME); 3]);
+    assert_eq!(d.rx_totals(peer), [(30, 30 * FRAME); 3]);
     let status = d.stop();
     assert!(status.success(), "{status}");
 
     let d = start();
     assert_eq!(
-        counted(&d, peer),
+        d.rx_totals(peer),
         [(30, 30 * FRAME); 3],
         "the reset totals carried over"
     );

@@ -1124,7 +1124,8 @@ fn daemon_keep_counting_restart_has_no_gap() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(xdp_prog_id(a, dev).is_some(), "still attached");
-    drop(second);
+    let log = second.stderr();
+    assert!(second.stop().success(), "{log}");
     // Traffic after the second stop: only the pinned programs count it.
     assert_eq!(ping(a, peer, 3, 56).received, 3);
 
@@ -1155,5 +1156,5 @@ fn daemon_keep_counting_restart_has_no_gap() {
     let total = link_stats(a, dev).since(&link_base).rx_packets;
     assert!(total >= after + 3, "{after} then {total}");
     assert_eq!(rx(&third), Some(total), "the totals after --detach-all");
-    drop(third);
+    assert!(third.stop().success());
 }

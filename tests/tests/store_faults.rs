@@ -182,23 +182,17 @@ impl Setup {
 /// datagrams of [`FRAME`] bytes; panics with what it saw otherwise.
 #[track_caller]
 fn counts_exactly(d: &Daemon, peer: IpAddr, packets: u64) {
-    let pair = |v: &Value| {
-        (
-            v["packets"].as_u64().unwrap_or(0),
-            v["bytes"].as_u64().unwrap_or(0),
-        )
-    };
-    let seen = || {
-        let iface = d.get("/api/v1/interfaces");
-        let host = d.first_entry(peer);
-        [pair(&iface["interfaces"][0]["rx"]), pair(&host["sent"])]
-    };
-    let want = [(packets, packets * FRAME); 2];
+    let seen = || d.rx_totals(peer);
+    let want = [(packets, packets * FRAME); 3];
     let got = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
         let s = seen();
         (s == want).then_some(s)
     });
-    assert_eq!(got.unwrap_or_else(seen), want, "interface and host totals");
+    assert_eq!(
+        got.unwrap_or_else(seen),
+        want,
+        "interface, host and UDP totals"
+    );
 }
 
 /// Waits until `/api/v1/status` has a store status for which `ok` holds; returns it.
