@@ -945,8 +945,9 @@ async fn reset_is_for_the_admin_only() {
             .header("authorization", basic(PASSWORD)),
     )
     .await;
-    r.error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+    let message = r.error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
     assert_eq!(r.header(header::ALLOW), Some("POST"));
+    assert!(message.contains("only POST"), "{message}");
     assert_eq!(rx(), 1000, "nothing was reset yet");
 
     let r = send(

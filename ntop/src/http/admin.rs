@@ -18,7 +18,7 @@ use std::{
 use serde::Serialize;
 use warp::{
     Filter, Rejection,
-    http::{HeaderValue, Method, StatusCode, header::ALLOW},
+    http::{Method, StatusCode},
     reply::Response,
 };
 
@@ -164,10 +164,7 @@ async fn reset_handler(
     client: Option<SocketAddr>,
 ) -> Result<Response, Rejection> {
     if method != Method::POST {
-        let mut r = ApiError::MethodNotAllowed.to_response();
-        r.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("POST"));
-        return Ok(r);
+        return Ok(ApiError::MethodNotAllowed { allow: "POST" }.to_response());
     }
     let now = SystemTime::now();
     tokio::task::spawn_blocking(move || {

@@ -141,9 +141,13 @@ pub enum ApiError {
          describes them all"
     )]
     NotFound,
-    /// The path exists but not for this method.
-    #[error("method not allowed; the API answers only GET")]
-    MethodNotAllowed,
+    /// The path exists but not for this method: `allow` lists the methods it takes (`GET` for
+    /// every read route).
+    #[error("method not allowed; this route answers only {allow}")]
+    MethodNotAllowed {
+        /// The `Allow` header's value.
+        allow: &'static str,
+    },
     /// A required header is missing or invalid (from filters layered on top of the API).
     #[error("header `{0}` is missing or invalid")]
     BadHeader(String),
@@ -174,7 +178,7 @@ impl ApiError {
             | Self::PeersNotCounted
             | Self::NotFound => StatusCode::NOT_FOUND,
             Self::HistoryUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -196,13 +200,13 @@ impl ApiError {
             Self::InterfaceNotFound { .. } => "interface_not_found",
             Self::PeersNotCounted => "peers_not_counted",
             Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::BadHeader(_) => "bad_header",
             Self::Internal(_) => "internal_error",
         }
     }
 
-    /// The JSON response for this error (with `Allow: GET` for 405).
+    /// The JSON response for this error (with `Allow` for 405).
     #[must_use]
     pub fn to_response(&self) -> Response {
         let mut response = super::handlers::json(
@@ -212,10 +216,10 @@ impl ApiError {
                 message: self.to_string(),
             },
         );
-        if matches!(self, Self::MethodNotAllowed) {
+        if let Self::MethodNotAllowed { allow } = self {
             response
                 .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET"));
+                .insert(ALLOW, HeaderValue::from_static(allow));
         }
         response
     }
@@ -242,7 +246,7 @@ fn classify(rejection: &Rejection) -> Option<ApiError> {
     } else if rejection.is_not_found() {
         Some(ApiError::NotFound)
     } else if rejection.find::<MethodNotAllowed>().is_some() {
-        Some(ApiError::MethodNotAllowed)
+        Some(ApiError::MethodNotAllowed { allow: "GET" })
     } else if rejection.find::<InvalidQuery>().is_some() {
         Some(ApiError::InvalidQuery)
     } else if let Some(h) = rejection.find::<MissingHeader>() {
