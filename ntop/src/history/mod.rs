@@ -166,19 +166,11 @@ enum FsState {
 /// Whether the file system holding `path`'s directory is mounted read-only or has no space
 /// left for an unprivileged writer.
 fn fs_state(path: &Path) -> Option<FsState> {
-    use std::os::unix::ffi::OsStrExt as _;
-    let dir = path.parent()?;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: `c` is a NUL-terminated path and `st` is valid for writes of a `statvfs`.
-    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: statvfs succeeded, so it filled `st`.
-    let st = unsafe { st.assume_init() };
-    if st.f_flag & libc::ST_RDONLY != 0 {
+    use nix::sys::statvfs::{FsFlags, statvfs};
+    let st = statvfs(path.parent()?).ok()?;
+    if st.flags().contains(FsFlags::ST_RDONLY) {
         Some(FsState::ReadOnly)
-    } else if st.f_bavail == 0 {
+    } else if st.blocks_available() == 0 {
         Some(FsState::Full)
     } else {
         None
@@ -378,12 +370,14 @@ impl PendingTotals {
     }
 }
 
-fn unix(t: SystemTime) -> i64 {
+/// Unix seconds of `t` (0 before the epoch).
+pub(crate) fn unix(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-fn from_unix(t: i64) -> SystemTime {
+/// Inverse of [`unix`] (negative: the epoch).
+pub(crate) fn from_unix(t: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0))
 }
 

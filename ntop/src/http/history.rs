@@ -15,7 +15,7 @@ use std::{
     fmt::Write as _,
     net::IpAddr,
     sync::{Arc, PoisonError, RwLockReadGuard},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use ntop_common::{
@@ -43,6 +43,7 @@ use super::{
 use crate::{
     history::{
         self, Counters, HistoryConfig, HistoryError, HistoryReader, Resolution, SeriesKey,
+        from_unix, unix,
         usage::{UsageBucket, civil_from_days, days_from_civil},
     },
     state::{Family, SharedState, State, display_addr, key_addr, slot_name},
@@ -1037,17 +1038,6 @@ fn parse_digits(s: &str) -> Option<u64> {
         return None;
     }
     s.parse().ok()
-}
-
-/// Unix seconds of `t` (0 before the epoch).
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// Inverse of [`unix`].
-fn from_unix(t: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0))
 }
 
 #[cfg(test)]
