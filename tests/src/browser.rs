@@ -318,12 +318,6 @@ impl<'a> Browser<'a> {
         browser
     }
 
-    /// The namespace the browser runs in.
-    #[must_use]
-    pub fn ns(&self) -> &'a Netns {
-        self.ns
-    }
-
     /// The pid of `chromedriver`, which leads the process group of every browser process.
     #[must_use]
     pub fn driver_pid(&self) -> u32 {
@@ -482,23 +476,6 @@ impl<'a> Browser<'a> {
         )
         .as_str()
         .map(str::to_owned)
-    }
-
-    /// Attribute `name` of every element matching `selector`, in document order (`None` where
-    /// one has no such attribute).
-    #[track_caller]
-    #[must_use]
-    pub fn attrs(&self, selector: &str, name: &str) -> Vec<Option<String>> {
-        let v = self.eval(
-            "return Array.from(document.querySelectorAll(arguments[0]), \
-             e => e.getAttribute(arguments[1]));",
-            vec![json!(selector), json!(name)],
-        );
-        v.as_array()
-            .expect("an array")
-            .iter()
-            .map(|a| a.as_str().map(str::to_owned))
-            .collect()
     }
 
     /// The rendered text of the first element matching `selector` (`None`: no such element).

@@ -274,12 +274,6 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    /// The namespace it runs in.
-    #[must_use]
-    pub fn ns(&self) -> &'a Netns {
-        self.ns
-    }
-
     /// Where the API listens (in the daemon's namespace).
     #[must_use]
     pub fn addr(&self) -> SocketAddr {
