@@ -1,8 +1,9 @@
 //! History: time series of interface, protocol and host counters in `DATA_DIR/history.db`.
 //!
 //! # Threads
-//! One writer: the collector thread owns the [`History`] and calls [`History::record`] once per
-//! poll and [`History::downsample_and_expire`] about once a minute. Readers (HTTP handlers) open
+//! One writer: the persister thread ([`crate::persist`]) owns the [`History`] and calls
+//! [`History::commit`] after each poll (points and the totals they lead to; [`History::record`]
+//! is the same without totals) and [`History::downsample_and_expire`] about once a minute. Readers (HTTP handlers) open
 //! their own read-only connections with [`History::reader`] / [`HistoryReader::open`]; `SQLite`'s
 //! WAL mode lets them read a consistent snapshot while the writer commits. A connection is
 //! `Send` but not `Sync`: keep one per worker, or open one per request (cheap).
@@ -497,23 +498,7 @@ impl History {
     /// [`HistoryError::Write`] when the transaction fails; the points stay in memory and go out
     /// with the next successful call.
     pub fn record(&mut self, at: SystemTime, points: &Points) -> Result<(), HistoryError> {
-        let t = unix(at);
-        let minute = t - t.rem_euclid(60);
-        if !points.hosts.is_empty() {
-            let m = self.host_pending.entry(minute).or_default();
-            for (iface, addr, c) in &points.hosts {
-                m.entry((iface.clone(), addr16(*addr))).or_default().add(c);
-            }
-        }
-        self.backlog.push_back((
-            t,
-            Points {
-                interfaces: points.interfaces.clone(),
-                protocols: points.protocols.clone(),
-                hosts: Vec::new(),
-            },
-        ));
-        self.write(Some(minute))
+        self.commit(at, points, at, Totals::default())
     }
 
     /// Writes everything pending, including the current minute of host deltas (call on
