@@ -7,10 +7,7 @@ use std::{
     time::Duration,
 };
 
-use ntop_common::{
-    counters::{L4Class, RECEIVED, SENT},
-    errors::ErrorKind,
-};
+use ntop_common::counters::{L4Class, SENT};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use warp::http::{StatusCode, header};
@@ -18,17 +15,11 @@ use warp::http::{StatusCode, header};
 use super::{Events, summary};
 use crate::{
     persist::StoreStatus,
-    sample::CaptureMode,
-    state::{
-        SharedState, State,
-        tests::{SampleBuilder, sample},
-    },
+    state::{SharedState, State, tests::sample},
     subnets::Subnets,
 };
 
 const TCP4: u32 = 6;
-const UDP4: u32 = 17;
-const ARP: u32 = 512;
 
 /// The state of `http/tests.rs`'s fixture, with 198.18.0.0/15 local:
 ///
@@ -39,42 +30,12 @@ const ARP: u32 = 512;
 /// - 198.18.0.2 on veth0: new in the second sample, sent TCP 50/1 (50 B/s).
 /// - `2001:db8::2` on veth1: received `ICMPv6` 64/1 both times (0 B/s). Remote.
 /// - 3 `host_map_full` errors; 3 hosts in the table of 1024.
-fn state(polls: u32) -> State {
-    let base = |ms| -> SampleBuilder {
-        sample(ms)
-            .iface(5, "veth0")
-            .iface(7, "veth1")
-            .mode(7, CaptureMode::Tc)
-            .proto(5, 0, ARP, 60, 1)
-            .proto(5, 1, TCP4, 500, 5)
-            .other(5, SENT, L4Class::Tcp, 70, 1)
-            .error(ErrorKind::HostMapFull, 3)
-            .host("198.18.0.1", 5, RECEIVED, L4Class::Udp, 100, 1)
-            .host("2001:db8::2", 7, RECEIVED, L4Class::Icmpv6, 64, 1)
-    };
-    let mut s = State::new();
-    s.set_local(Subnets::parse("198.18.0.0/15").unwrap());
-    s.ingest(
-        &base(0)
-            .proto(5, 0, TCP4, 1000, 10)
-            .host("198.18.0.1", 5, SENT, L4Class::Tcp, 600, 6)
-            .build(),
-    );
-    if polls >= 2 {
-        s.ingest(
-            &base(1000)
-                .proto(5, 0, TCP4, 3000, 30)
-                .proto(7, 0, UDP4, 128, 2)
-                .host("198.18.0.1", 5, SENT, L4Class::Tcp, 1600, 16)
-                .host("198.18.0.2", 5, SENT, L4Class::Tcp, 50, 1)
-                .build(),
-        );
-    }
-    s
-}
+use crate::http::tests::traffic;
 
-fn traffic(bytes: u64, packets: u64, bps: f64, pps: f64) -> Value {
-    json!({"bytes": bytes, "packets": packets, "bytes_per_sec": bps, "packets_per_sec": pps})
+fn state(polls: u32) -> State {
+    let mut s = crate::http::tests::fixture_state(polls, false);
+    s.set_local(Subnets::parse("198.18.0.0/15").unwrap());
+    s
 }
 
 #[test]

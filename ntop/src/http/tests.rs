@@ -37,6 +37,11 @@ const ARP: u32 = 512;
 /// - Pairs at 1 s, on veth0: 198.18.0.1 → 198.18.0.2 600/6, back 50/1; 198.18.0.1 → 198.18.0.9
 ///   (no host entry of its own) 100/1. The maps were created at `T0`.
 fn fixture() -> SharedState {
+    std::sync::Arc::new(std::sync::RwLock::new(fixture_state(2, true)))
+}
+
+/// The state of [`fixture`] after its first `polls` samples (1 or 2), with its pairs or not.
+pub(super) fn fixture_state(polls: u32, pairs: bool) -> State {
     let base = |ms| -> SampleBuilder {
         sample(ms)
             .iface(5, "veth0")
@@ -56,19 +61,25 @@ fn fixture() -> SharedState {
             .host("198.18.0.1", 5, SENT, L4Class::Tcp, 600, 6)
             .build(),
     );
-    s.ingest(
-        &base(1000)
-            .proto(5, 0, TCP4, 3000, 30)
-            .proto(7, 0, UDP4, 128, 2)
-            .host("198.18.0.1", 5, SENT, L4Class::Tcp, 1600, 16)
-            .host("198.18.0.2", 5, SENT, L4Class::Tcp, 50, 1)
+    if polls < 2 {
+        return s;
+    }
+    let second = base(1000)
+        .proto(5, 0, TCP4, 3000, 30)
+        .proto(7, 0, UDP4, 128, 2)
+        .host("198.18.0.1", 5, SENT, L4Class::Tcp, 1600, 16)
+        .host("198.18.0.2", 5, SENT, L4Class::Tcp, 50, 1);
+    let second = if pairs {
+        second
             .pair("198.18.0.1", "198.18.0.2", 5, 600, 6)
             .pair("198.18.0.2", "198.18.0.1", 5, 50, 1)
             .pair("198.18.0.1", "198.18.0.9", 5, 100, 1)
             .created(std::time::UNIX_EPOCH + std::time::Duration::from_secs(T0))
-            .build(),
-    );
-    std::sync::Arc::new(std::sync::RwLock::new(s))
+    } else {
+        second
+    };
+    s.ingest(&second.build());
+    s
 }
 
 async fn request(state: &SharedState, method: &str, path: &str) -> (StatusCode, Value) {
@@ -104,7 +115,7 @@ async fn assert_error(state: &SharedState, method: &str, path: &str, status: u16
     );
 }
 
-fn traffic(bytes: u64, packets: u64, bytes_per_sec: f64, packets_per_sec: f64) -> Value {
+pub(super) fn traffic(bytes: u64, packets: u64, bytes_per_sec: f64, packets_per_sec: f64) -> Value {
     json!({"bytes": bytes, "packets": packets,
            "bytes_per_sec": bytes_per_sec, "packets_per_sec": packets_per_sec})
 }
